@@ -1,0 +1,1 @@
+//! Shared helpers of recur's benchmarks (timing, JSON lines).

@@ -1,0 +1,6 @@
+//! recur-engine: layers, models, training, data and checkpoints, in safe Rust over
+//! [`recur_kernels`].
+
+#![forbid(unsafe_code)]
+
+pub use recur_kernels as kernels;

@@ -1,0 +1,1 @@
+//! Vectorised exp, sigmoid and tanh (to be written: see issue 2).

@@ -1,0 +1,1 @@
+//! SGEMM: `C ← α·op(A)·op(B) + β·C` (to be written: see issue 2).

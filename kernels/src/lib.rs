@@ -1,0 +1,20 @@
+//! recur-kernels: the numeric core of recur and the only crate of the workspace with `unsafe`.
+//!
+//! - [`isa`]: runtime instruction-set dispatch (`RECUR_ISA=scalar|avx2|avx512`).
+//! - [`gemm`]: BLIS-style packed SGEMM with register micro-kernels per ISA and a pre-packed
+//!   operand API for weights that are multiplied many times.
+//! - [`activations`]: vectorised exp, sigmoid and tanh with a tested error bound.
+//! - [`softmax`]: fused, numerically stable softmax + cross-entropy (loss and d(logits) in one pass).
+//!
+//! Every kernel has a plain reference implementation beside it (always compiled, public) that
+//! the tests, benches and fuzz targets compare against.
+
+pub mod activations;
+pub mod gemm;
+pub mod isa;
+pub mod par;
+pub mod simd;
+pub mod softmax;
+
+pub use isa::Isa;
+pub use par::Par;

@@ -1,0 +1,396 @@
+//! One vector vocabulary for every ISA, so each SIMD kernel body is written once.
+//!
+//! A kernel body is an `#[inline(always)]` function generic over [`Simd`]; each ISA instantiates it
+//! in a one-line `#[target_feature]` shim (matrixmultiply's pattern). Inlining the body into the
+//! shim lets the intrinsics compile for that ISA. The AVX-512 instantiation therefore runs exactly
+//! the same logic as the AVX2 one that the tests exercise on hosts without AVX-512; only the small
+//! `impl Simd` blocks below differ.
+//!
+//! Every method is `unsafe`: it may only run on a CPU with the implementor's features (the
+//! dispatcher guarantees this), and the pointer methods read/write `LANES` (or `n`) floats.
+
+#![allow(clippy::missing_safety_doc)]
+
+/// A SIMD register of f32 lanes and the operations the kernels need.
+///
+/// # Safety
+/// Implementors' methods may only be called on a CPU that has the ISA the implementor names.
+pub unsafe trait Simd: Copy + 'static {
+    /// f32 lanes per register.
+    const LANES: usize;
+    /// The register type.
+    type V: Copy;
+
+    unsafe fn splat(x: f32) -> Self::V;
+    unsafe fn zero() -> Self::V;
+    /// Loads `LANES` floats from `p` (unaligned).
+    unsafe fn load(p: *const f32) -> Self::V;
+    /// Stores `LANES` floats to `p` (unaligned).
+    unsafe fn store(p: *mut f32, v: Self::V);
+    /// Loads the first `n < LANES` floats from `p`; the other lanes are zero. Reads only `n` floats.
+    unsafe fn load_partial(p: *const f32, n: usize) -> Self::V;
+    /// Stores the first `n < LANES` lanes of `v` to `p`. Writes only `n` floats.
+    unsafe fn store_partial(p: *mut f32, v: Self::V, n: usize);
+    /// `a * b + c`, rounded once.
+    unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
+    unsafe fn sub(a: Self::V, b: Self::V) -> Self::V;
+    unsafe fn mul(a: Self::V, b: Self::V) -> Self::V;
+    unsafe fn div(a: Self::V, b: Self::V) -> Self::V;
+    /// Lane-wise maximum; if either lane is NaN the result lane is `b`'s (x86 `max` semantics).
+    unsafe fn max(a: Self::V, b: Self::V) -> Self::V;
+    /// Lane-wise minimum; if either lane is NaN the result lane is `b`'s (x86 `min` semantics).
+    unsafe fn min(a: Self::V, b: Self::V) -> Self::V;
+    /// Sum of all lanes.
+    unsafe fn reduce_add(v: Self::V) -> f32;
+    /// Maximum of all lanes.
+    unsafe fn reduce_max(v: Self::V) -> f32;
+}
+
+/// Portable lanes: plain arrays of 8 floats, which LLVM vectorises at the compile-time baseline.
+#[derive(Clone, Copy, Debug)]
+pub struct Portable;
+
+// SAFETY: the portable implementation uses no CPU-specific instructions.
+unsafe impl Simd for Portable {
+    const LANES: usize = 8;
+    type V = [f32; 8];
+
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> [f32; 8] {
+        [x; 8]
+    }
+    #[inline(always)]
+    unsafe fn zero() -> [f32; 8] {
+        [0.0; 8]
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> [f32; 8] {
+        // SAFETY: the caller guarantees 8 readable floats at `p`.
+        unsafe { p.cast::<[f32; 8]>().read_unaligned() }
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: [f32; 8]) {
+        // SAFETY: the caller guarantees 8 writable floats at `p`.
+        unsafe { p.cast::<[f32; 8]>().write_unaligned(v) }
+    }
+    #[inline(always)]
+    unsafe fn load_partial(p: *const f32, n: usize) -> [f32; 8] {
+        let mut v = [0.0; 8];
+        for (i, lane) in v.iter_mut().enumerate().take(n) {
+            // SAFETY: the caller guarantees `n` readable floats at `p`, and `i < n`.
+            *lane = unsafe { *p.add(i) };
+        }
+        v
+    }
+    #[inline(always)]
+    unsafe fn store_partial(p: *mut f32, v: [f32; 8], n: usize) {
+        for (i, lane) in v.iter().enumerate().take(n) {
+            // SAFETY: the caller guarantees `n` writable floats at `p`, and `i < n`.
+            unsafe { *p.add(i) = *lane };
+        }
+    }
+    #[inline(always)]
+    unsafe fn fma(a: [f32; 8], b: [f32; 8], c: [f32; 8]) -> [f32; 8] {
+        std::array::from_fn(|i| a[i].mul_add(b[i], c[i]))
+    }
+    #[inline(always)]
+    unsafe fn add(a: [f32; 8], b: [f32; 8]) -> [f32; 8] {
+        std::array::from_fn(|i| a[i] + b[i])
+    }
+    #[inline(always)]
+    unsafe fn sub(a: [f32; 8], b: [f32; 8]) -> [f32; 8] {
+        std::array::from_fn(|i| a[i] - b[i])
+    }
+    #[inline(always)]
+    unsafe fn mul(a: [f32; 8], b: [f32; 8]) -> [f32; 8] {
+        std::array::from_fn(|i| a[i] * b[i])
+    }
+    #[inline(always)]
+    unsafe fn div(a: [f32; 8], b: [f32; 8]) -> [f32; 8] {
+        std::array::from_fn(|i| a[i] / b[i])
+    }
+    #[inline(always)]
+    unsafe fn max(a: [f32; 8], b: [f32; 8]) -> [f32; 8] {
+        std::array::from_fn(|i| if a[i] > b[i] { a[i] } else { b[i] })
+    }
+    #[inline(always)]
+    unsafe fn min(a: [f32; 8], b: [f32; 8]) -> [f32; 8] {
+        std::array::from_fn(|i| if a[i] < b[i] { a[i] } else { b[i] })
+    }
+    #[inline(always)]
+    unsafe fn reduce_add(v: [f32; 8]) -> f32 {
+        // Pairwise, in the same tree order as the x86 reductions below.
+        let s4: [f32; 4] = std::array::from_fn(|i| v[i] + v[i + 4]);
+        let s2 = [s4[0] + s4[2], s4[1] + s4[3]];
+        s2[0] + s2[1]
+    }
+    #[inline(always)]
+    unsafe fn reduce_max(v: [f32; 8]) -> f32 {
+        v.into_iter().fold(f32::NEG_INFINITY, f32::max)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+pub use x86::{Avx2, Avx512};
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::Simd;
+    use core::arch::x86_64::*;
+
+    /// AVX2 + FMA: 8 lanes in a `__m256`.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Avx2;
+
+    /// AVX-512F: 16 lanes in a `__m512`.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Avx512;
+
+    /// Mask of the first `n` of 8 lanes for `vmaskmovps` (lane i active when its sign bit is set).
+    #[inline(always)]
+    unsafe fn avx2_mask(n: usize) -> __m256i {
+        debug_assert!(n <= 8);
+        // SAFETY: AVX2 is available (caller); `_mm256_set_epi32`/compares are register-only.
+        unsafe {
+            let lanes = _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0);
+            _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lanes)
+        }
+    }
+
+    // SAFETY: every method only runs where the dispatcher has checked AVX2 and FMA.
+    unsafe impl Simd for Avx2 {
+        const LANES: usize = 8;
+        type V = __m256;
+
+        #[inline(always)]
+        unsafe fn splat(x: f32) -> __m256 {
+            // SAFETY: AVX is available (caller).
+            unsafe { _mm256_set1_ps(x) }
+        }
+        #[inline(always)]
+        unsafe fn zero() -> __m256 {
+            // SAFETY: AVX is available (caller).
+            unsafe { _mm256_setzero_ps() }
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> __m256 {
+            // SAFETY: AVX available and 8 readable floats at `p` (caller).
+            unsafe { _mm256_loadu_ps(p) }
+        }
+        #[inline(always)]
+        unsafe fn store(p: *mut f32, v: __m256) {
+            // SAFETY: AVX available and 8 writable floats at `p` (caller).
+            unsafe { _mm256_storeu_ps(p, v) }
+        }
+        #[inline(always)]
+        unsafe fn load_partial(p: *const f32, n: usize) -> __m256 {
+            // SAFETY: masked lanes are not accessed, so only `n` floats are read (caller).
+            unsafe { _mm256_maskload_ps(p, avx2_mask(n)) }
+        }
+        #[inline(always)]
+        unsafe fn store_partial(p: *mut f32, v: __m256, n: usize) {
+            // SAFETY: masked lanes are not accessed, so only `n` floats are written (caller).
+            unsafe { _mm256_maskstore_ps(p, avx2_mask(n), v) }
+        }
+        #[inline(always)]
+        unsafe fn fma(a: __m256, b: __m256, c: __m256) -> __m256 {
+            // SAFETY: FMA is available (caller).
+            unsafe { _mm256_fmadd_ps(a, b, c) }
+        }
+        #[inline(always)]
+        unsafe fn add(a: __m256, b: __m256) -> __m256 {
+            // SAFETY: AVX is available (caller).
+            unsafe { _mm256_add_ps(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn sub(a: __m256, b: __m256) -> __m256 {
+            // SAFETY: AVX is available (caller).
+            unsafe { _mm256_sub_ps(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn mul(a: __m256, b: __m256) -> __m256 {
+            // SAFETY: AVX is available (caller).
+            unsafe { _mm256_mul_ps(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn div(a: __m256, b: __m256) -> __m256 {
+            // SAFETY: AVX is available (caller).
+            unsafe { _mm256_div_ps(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn max(a: __m256, b: __m256) -> __m256 {
+            // SAFETY: AVX is available (caller).
+            unsafe { _mm256_max_ps(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn min(a: __m256, b: __m256) -> __m256 {
+            // SAFETY: AVX is available (caller).
+            unsafe { _mm256_min_ps(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn reduce_add(v: __m256) -> f32 {
+            // SAFETY: AVX is available (caller). Same tree as `Portable::reduce_add`.
+            unsafe {
+                let s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+                let s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+                _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1)))
+            }
+        }
+        #[inline(always)]
+        unsafe fn reduce_max(v: __m256) -> f32 {
+            // SAFETY: AVX is available (caller).
+            unsafe {
+                let m4 = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+                let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+                _mm_cvtss_f32(_mm_max_ss(m2, _mm_shuffle_ps(m2, m2, 1)))
+            }
+        }
+    }
+
+    // SAFETY: every method only runs where the dispatcher has checked AVX-512F/BW/VL.
+    unsafe impl Simd for Avx512 {
+        const LANES: usize = 16;
+        type V = __m512;
+
+        #[inline(always)]
+        unsafe fn splat(x: f32) -> __m512 {
+            // SAFETY: AVX-512F is available (caller).
+            unsafe { _mm512_set1_ps(x) }
+        }
+        #[inline(always)]
+        unsafe fn zero() -> __m512 {
+            // SAFETY: AVX-512F is available (caller).
+            unsafe { _mm512_setzero_ps() }
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> __m512 {
+            // SAFETY: AVX-512F available and 16 readable floats at `p` (caller).
+            unsafe { _mm512_loadu_ps(p) }
+        }
+        #[inline(always)]
+        unsafe fn store(p: *mut f32, v: __m512) {
+            // SAFETY: AVX-512F available and 16 writable floats at `p` (caller).
+            unsafe { _mm512_storeu_ps(p, v) }
+        }
+        #[inline(always)]
+        unsafe fn load_partial(p: *const f32, n: usize) -> __m512 {
+            debug_assert!(n <= 16);
+            // SAFETY: masked-off lanes are neither read nor fault, so only `n` floats are read.
+            unsafe { _mm512_maskz_loadu_ps(((1u32 << n) - 1) as __mmask16, p) }
+        }
+        #[inline(always)]
+        unsafe fn store_partial(p: *mut f32, v: __m512, n: usize) {
+            debug_assert!(n <= 16);
+            // SAFETY: masked-off lanes are neither written nor fault, so only `n` floats are written.
+            unsafe { _mm512_mask_storeu_ps(p, ((1u32 << n) - 1) as __mmask16, v) }
+        }
+        #[inline(always)]
+        unsafe fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {
+            // SAFETY: AVX-512F is available (caller).
+            unsafe { _mm512_fmadd_ps(a, b, c) }
+        }
+        #[inline(always)]
+        unsafe fn add(a: __m512, b: __m512) -> __m512 {
+            // SAFETY: AVX-512F is available (caller).
+            unsafe { _mm512_add_ps(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn sub(a: __m512, b: __m512) -> __m512 {
+            // SAFETY: AVX-512F is available (caller).
+            unsafe { _mm512_sub_ps(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn mul(a: __m512, b: __m512) -> __m512 {
+            // SAFETY: AVX-512F is available (caller).
+            unsafe { _mm512_mul_ps(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn div(a: __m512, b: __m512) -> __m512 {
+            // SAFETY: AVX-512F is available (caller).
+            unsafe { _mm512_div_ps(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn max(a: __m512, b: __m512) -> __m512 {
+            // SAFETY: AVX-512F is available (caller).
+            unsafe { _mm512_max_ps(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn min(a: __m512, b: __m512) -> __m512 {
+            // SAFETY: AVX-512F is available (caller).
+            unsafe { _mm512_min_ps(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn reduce_add(v: __m512) -> f32 {
+            // SAFETY: AVX-512F is available (caller).
+            unsafe { _mm512_reduce_add_ps(v) }
+        }
+        #[inline(always)]
+        unsafe fn reduce_max(v: __m512) -> f32 {
+            // SAFETY: AVX-512F is available (caller).
+            unsafe { _mm512_reduce_max_ps(v) }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[inline(always)]
+    fn lanes_roundtrip<S: Simd>() {
+        let src: Vec<f32> = (0..S::LANES).map(|i| i as f32 + 0.5).collect();
+        let mut dst = vec![-1.0f32; S::LANES + 1];
+        for n in 0..S::LANES {
+            // SAFETY: the caller checked the ISA; `src`/`dst` hold at least `n` floats.
+            unsafe {
+                let v = S::load_partial(src.as_ptr(), n);
+                S::store_partial(dst.as_mut_ptr(), v, n);
+            }
+            assert_eq!(&dst[..n], &src[..n]);
+            assert_eq!(dst[n], -1.0, "store_partial wrote past n = {n}");
+        }
+        // SAFETY: as above, with LANES floats.
+        let (sum, max) = unsafe {
+            let v = S::load(src.as_ptr());
+            (S::reduce_add(v), S::reduce_max(v))
+        };
+        assert_eq!(sum, src.iter().sum::<f32>());
+        assert_eq!(max, (S::LANES - 1) as f32 + 0.5);
+    }
+
+    #[test]
+    fn portable_lanes() {
+        lanes_roundtrip::<Portable>();
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_lanes() {
+        if !crate::Isa::Avx2.is_available() {
+            eprintln!("skipping avx2_lanes: this CPU has no AVX2+FMA");
+            return;
+        }
+        #[target_feature(enable = "avx2,fma")]
+        fn run() {
+            lanes_roundtrip::<Avx2>();
+        }
+        // SAFETY: AVX2 and FMA were checked above.
+        unsafe { run() }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_lanes() {
+        if !crate::Isa::Avx512.is_available() {
+            eprintln!("skipping avx512_lanes: this CPU has no AVX-512F/BW/VL");
+            return;
+        }
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+        fn run() {
+            lanes_roundtrip::<Avx512>();
+        }
+        // SAFETY: AVX-512F/BW/VL were checked above.
+        unsafe { run() }
+    }
+}

@@ -1,0 +1,1 @@
+//! Fused softmax + cross-entropy (to be written: see issue 2).
