@@ -10,11 +10,13 @@
 //! the tests, benches and fuzz targets compare against.
 
 pub mod activations;
+pub mod cells;
 pub mod gemm;
 pub mod isa;
 pub mod par;
 pub mod simd;
 pub mod softmax;
 
+pub use cells::{CellKind, RnnActivation};
 pub use isa::Isa;
 pub use par::Par;
