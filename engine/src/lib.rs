@@ -3,4 +3,6 @@
 
 #![forbid(unsafe_code)]
 
+pub mod checkpoint;
+
 pub use recur_kernels as kernels;
