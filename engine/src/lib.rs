@@ -4,5 +4,6 @@
 #![forbid(unsafe_code)]
 
 pub mod checkpoint;
+pub mod model;
 
 pub use recur_kernels as kernels;

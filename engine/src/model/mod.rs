@@ -1,0 +1,4 @@
+//! Model pieces around the recurrent layers: dense and embedding layers, sampling, plots.
+
+pub mod plot;
+pub mod sampling;
