@@ -20,6 +20,8 @@ pub unsafe trait Simd: Copy + 'static {
     const LANES: usize;
     /// The register type.
     type V: Copy;
+    /// A lane mask, produced by comparisons ([`Simd::lt`]) and consumed by [`Simd::select`].
+    type Mask: Copy;
 
     unsafe fn splat(x: f32) -> Self::V;
     unsafe fn zero() -> Self::V;
@@ -45,6 +47,19 @@ pub unsafe trait Simd: Copy + 'static {
     unsafe fn reduce_add(v: Self::V) -> f32;
     /// Maximum of all lanes.
     unsafe fn reduce_max(v: Self::V) -> f32;
+    /// `|a|` (clears the sign bit; NaN stays NaN).
+    unsafe fn abs(a: Self::V) -> Self::V;
+    /// The magnitude of `mag` with the sign bit of `sign` (IEEE `copySign`).
+    unsafe fn copysign(mag: Self::V, sign: Self::V) -> Self::V;
+    /// Rounds to the nearest integer, ties to even (IEEE `roundTiesToEven`); NaN and ±inf stay.
+    unsafe fn round(a: Self::V) -> Self::V;
+    /// `2^n`, exactly, for lanes holding an integer `n` in `[-126, 127]` (built from the exponent
+    /// bits). Other lanes get an unspecified value (never UB): callers clamp `n` first.
+    unsafe fn pow2i(n: Self::V) -> Self::V;
+    /// Lane-wise `a < b`; false where either lane is NaN (ordered comparison).
+    unsafe fn lt(a: Self::V, b: Self::V) -> Self::Mask;
+    /// Lane-wise `if mask { if_true } else { if_false }`.
+    unsafe fn select(mask: Self::Mask, if_true: Self::V, if_false: Self::V) -> Self::V;
 }
 
 /// Portable lanes: plain arrays of 8 floats, which LLVM vectorises at the compile-time baseline.
@@ -55,6 +70,7 @@ pub struct Portable;
 unsafe impl Simd for Portable {
     const LANES: usize = 8;
     type V = [f32; 8];
+    type Mask = [bool; 8];
 
     #[inline(always)]
     unsafe fn splat(x: f32) -> [f32; 8] {
@@ -129,6 +145,31 @@ unsafe impl Simd for Portable {
     unsafe fn reduce_max(v: [f32; 8]) -> f32 {
         v.into_iter().fold(f32::NEG_INFINITY, f32::max)
     }
+    #[inline(always)]
+    unsafe fn abs(a: [f32; 8]) -> [f32; 8] {
+        a.map(f32::abs)
+    }
+    #[inline(always)]
+    unsafe fn copysign(mag: [f32; 8], sign: [f32; 8]) -> [f32; 8] {
+        std::array::from_fn(|i| mag[i].copysign(sign[i]))
+    }
+    #[inline(always)]
+    unsafe fn round(a: [f32; 8]) -> [f32; 8] {
+        a.map(f32::round_ties_even)
+    }
+    #[inline(always)]
+    unsafe fn pow2i(n: [f32; 8]) -> [f32; 8] {
+        // `as i32` saturates (NaN -> 0), and the wrapping ops keep out-of-range lanes defined.
+        n.map(|n| f32::from_bits((n as i32).wrapping_add(127).wrapping_shl(23) as u32))
+    }
+    #[inline(always)]
+    unsafe fn lt(a: [f32; 8], b: [f32; 8]) -> [bool; 8] {
+        std::array::from_fn(|i| a[i] < b[i])
+    }
+    #[inline(always)]
+    unsafe fn select(mask: [bool; 8], if_true: [f32; 8], if_false: [f32; 8]) -> [f32; 8] {
+        std::array::from_fn(|i| if mask[i] { if_true[i] } else { if_false[i] })
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -162,6 +203,8 @@ mod x86 {
     unsafe impl Simd for Avx2 {
         const LANES: usize = 8;
         type V = __m256;
+        /// All-ones / all-zeros lanes, as `vcmpps` produces and `vblendvps` reads.
+        type Mask = __m256;
 
         #[inline(always)]
         unsafe fn splat(x: f32) -> __m256 {
@@ -246,12 +289,54 @@ mod x86 {
                 _mm_cvtss_f32(_mm_max_ss(m2, _mm_shuffle_ps(m2, m2, 1)))
             }
         }
+        #[inline(always)]
+        unsafe fn abs(a: __m256) -> __m256 {
+            // SAFETY: AVX is available (caller).
+            unsafe { _mm256_andnot_ps(_mm256_set1_ps(-0.0), a) }
+        }
+        #[inline(always)]
+        unsafe fn copysign(mag: __m256, sign: __m256) -> __m256 {
+            // SAFETY: AVX is available (caller).
+            unsafe {
+                let sign_bit = _mm256_set1_ps(-0.0);
+                _mm256_or_ps(
+                    _mm256_andnot_ps(sign_bit, mag),
+                    _mm256_and_ps(sign_bit, sign),
+                )
+            }
+        }
+        #[inline(always)]
+        unsafe fn round(a: __m256) -> __m256 {
+            // SAFETY: AVX is available (caller).
+            unsafe { _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(a) }
+        }
+        #[inline(always)]
+        unsafe fn pow2i(n: __m256) -> __m256 {
+            // SAFETY: AVX2 is available (caller). `n` is integer-valued, so the conversion is exact.
+            unsafe {
+                let biased = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
+                _mm256_castsi256_ps(_mm256_slli_epi32::<23>(biased))
+            }
+        }
+        #[inline(always)]
+        unsafe fn lt(a: __m256, b: __m256) -> __m256 {
+            // SAFETY: AVX is available (caller).
+            unsafe { _mm256_cmp_ps::<_CMP_LT_OQ>(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn select(mask: __m256, if_true: __m256, if_false: __m256) -> __m256 {
+            // SAFETY: AVX is available (caller). `blendv` takes the second operand where the mask
+            // lane's sign bit is set.
+            unsafe { _mm256_blendv_ps(if_false, if_true, mask) }
+        }
     }
 
     // SAFETY: every method only runs where the dispatcher has checked AVX-512F/BW/VL.
     unsafe impl Simd for Avx512 {
         const LANES: usize = 16;
         type V = __m512;
+        /// One bit per lane in a `k` register.
+        type Mask = __mmask16;
 
         #[inline(always)]
         unsafe fn splat(x: f32) -> __m512 {
@@ -330,6 +415,47 @@ mod x86 {
             // SAFETY: AVX-512F is available (caller).
             unsafe { _mm512_reduce_max_ps(v) }
         }
+        #[inline(always)]
+        unsafe fn abs(a: __m512) -> __m512 {
+            // SAFETY: AVX-512F is available (caller).
+            unsafe { _mm512_abs_ps(a) }
+        }
+        #[inline(always)]
+        unsafe fn copysign(mag: __m512, sign: __m512) -> __m512 {
+            // SAFETY: AVX-512F is available (caller). Float and/or need AVX-512DQ, so this works on
+            // the integer view of the lanes.
+            unsafe {
+                let sign_bit = _mm512_set1_epi32(i32::MIN);
+                let magnitude = _mm512_andnot_si512(sign_bit, _mm512_castps_si512(mag));
+                let sign = _mm512_and_si512(sign_bit, _mm512_castps_si512(sign));
+                _mm512_castsi512_ps(_mm512_or_si512(magnitude, sign))
+            }
+        }
+        #[inline(always)]
+        unsafe fn round(a: __m512) -> __m512 {
+            // SAFETY: AVX-512F is available (caller). Scale 0 (bits 7:4), no precision exception.
+            unsafe { _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(a) }
+        }
+        #[inline(always)]
+        unsafe fn pow2i(n: __m512) -> __m512 {
+            // SAFETY: AVX-512F is available (caller). `n` is integer-valued, so the conversion is
+            // exact.
+            unsafe {
+                let biased = _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127));
+                _mm512_castsi512_ps(_mm512_slli_epi32::<23>(biased))
+            }
+        }
+        #[inline(always)]
+        unsafe fn lt(a: __m512, b: __m512) -> __mmask16 {
+            // SAFETY: AVX-512F is available (caller).
+            unsafe { _mm512_cmp_ps_mask::<_CMP_LT_OQ>(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn select(mask: __mmask16, if_true: __m512, if_false: __m512) -> __m512 {
+            // SAFETY: AVX-512F is available (caller). `mask_blend` takes the second operand where
+            // the mask bit is set.
+            unsafe { _mm512_mask_blend_ps(mask, if_false, if_true) }
+        }
     }
 }
 
@@ -359,9 +485,99 @@ mod tests {
         assert_eq!(max, (S::LANES - 1) as f32 + 0.5);
     }
 
+    /// Applies `op` to `input` in `LANES`-wide chunks (the tail padded with zeros).
+    #[inline(always)]
+    fn map_lanes<S: Simd>(input: &[f32], op: impl Fn(S::V) -> S::V) -> Vec<f32> {
+        let mut out = vec![0.0f32; input.len().div_ceil(S::LANES) * S::LANES];
+        let mut padded = input.to_vec();
+        padded.resize(out.len(), 0.0);
+        for (src, dst) in padded
+            .chunks_exact(S::LANES)
+            .zip(out.chunks_exact_mut(S::LANES))
+        {
+            // SAFETY: the caller checked the ISA; each chunk holds LANES floats.
+            unsafe { S::store(dst.as_mut_ptr(), op(S::load(src.as_ptr()))) };
+        }
+        out.truncate(input.len());
+        out
+    }
+
+    /// Bitwise equality, so that NaN == NaN and -0.0 != 0.0.
+    fn assert_bits_eq(got: &[f32], want: &[f32], what: &str) {
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!(
+                g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
+                "{what}[{i}]: got {g:e} ({:#010x}), want {w:e} ({:#010x})",
+                g.to_bits(),
+                w.to_bits()
+            );
+        }
+    }
+
+    /// The elementwise helpers the activations use: abs, copysign, round, pow2i, lt, select.
+    #[inline(always)]
+    fn elementwise_ops<S: Simd>() {
+        let specials = [
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            2.5,
+            -2.5,
+            3.49,
+            -7.51,
+            1e-40,
+            -1e-40,
+            8388609.0,
+            f32::MAX,
+            f32::MIN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            -f32::NAN,
+        ];
+        // SAFETY: the caller of `elementwise_ops` checked the ISA.
+        let abs = map_lanes::<S>(&specials, |v| unsafe { S::abs(v) });
+        let want: Vec<f32> = specials.iter().map(|x| x.abs()).collect();
+        assert_bits_eq(&abs, &want, "abs");
+
+        // SAFETY: the caller of `elementwise_ops` checked the ISA.
+        let round = map_lanes::<S>(&specials, |v| unsafe { S::round(v) });
+        let want: Vec<f32> = specials.iter().map(|x| x.round_ties_even()).collect();
+        assert_bits_eq(&round, &want, "round");
+
+        // SAFETY: the caller of `elementwise_ops` checked the ISA.
+        let negative = map_lanes::<S>(&specials, |v| unsafe { S::copysign(v, S::splat(-1.0)) });
+        let want: Vec<f32> = specials.iter().map(|x| x.copysign(-1.0)).collect();
+        assert_bits_eq(&negative, &want, "copysign(x, -1)");
+        // SAFETY: the caller of `elementwise_ops` checked the ISA.
+        let signs = map_lanes::<S>(&specials, |v| unsafe { S::copysign(S::splat(2.0), v) });
+        let want: Vec<f32> = specials.iter().map(|x| 2.0f32.copysign(*x)).collect();
+        assert_bits_eq(&signs, &want, "copysign(2, x)");
+
+        let exponents: Vec<f32> = (-126..=127).map(|n| n as f32).collect();
+        // SAFETY: the caller of `elementwise_ops` checked the ISA.
+        let pow2 = map_lanes::<S>(&exponents, |v| unsafe { S::pow2i(v) });
+        let want: Vec<f32> = (-126..=127).map(|n| 2.0f32.powi(n)).collect();
+        assert_bits_eq(&pow2, &want, "pow2i");
+
+        // select(x < 0.5, x, -7): NaN lanes compare false.
+        // SAFETY: the caller of `elementwise_ops` checked the ISA.
+        let picked = map_lanes::<S>(&specials, |v| unsafe {
+            S::select(S::lt(v, S::splat(0.5)), v, S::splat(-7.0))
+        });
+        let want: Vec<f32> = specials
+            .iter()
+            .map(|&x| if x < 0.5 { x } else { -7.0 })
+            .collect();
+        assert_bits_eq(&picked, &want, "select(lt)");
+    }
+
     #[test]
     fn portable_lanes() {
         lanes_roundtrip::<Portable>();
+        elementwise_ops::<Portable>();
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -374,6 +590,7 @@ mod tests {
         #[target_feature(enable = "avx2,fma")]
         fn run() {
             lanes_roundtrip::<Avx2>();
+            elementwise_ops::<Avx2>();
         }
         // SAFETY: AVX2 and FMA were checked above.
         unsafe { run() }
@@ -389,6 +606,7 @@ mod tests {
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
         fn run() {
             lanes_roundtrip::<Avx512>();
+            elementwise_ops::<Avx512>();
         }
         // SAFETY: AVX-512F/BW/VL were checked above.
         unsafe { run() }
