@@ -7,3 +7,5 @@ pub mod checkpoint;
 pub mod model;
 
 pub use recur_kernels as kernels;
+
+pub mod reference;
