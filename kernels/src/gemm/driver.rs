@@ -1,0 +1,233 @@
+//! The five BLIS loops around the macro-kernel, packing, and the split of work across threads.
+//!
+//! ```text
+//! LOOP 5 (JC)  for jc in 0..n step NC      B block (KC × NC, packed)   → L3
+//! LOOP 4 (PC)  for pc in 0..k step KC      first part applies β, the rest accumulate (β = 1)
+//! LOOP 3 (IC)  for ic in 0..m step MC      A block (MC × KC, packed)   → L2
+//! LOOP 2 (JR)  for jr in 0..NC step NR     B micro-panel (KC × NR)     → L1   } kernel.rs
+//! LOOP 1 (IR)  for ir in 0..MC step MR     micro-kernel, MR × NR tile  → registers }
+//! ```
+//!
+//! Threads split LOOP 3 (IC blocks) when m spans several blocks, else LOOP 2 (fixed chunks of JR
+//! panels); the k reduction (LOOP 4) is never split, and the chunks do not depend on the thread
+//! count, so every element is computed by the same sequence of FMAs for any [`Par`]: results are
+//! bit-identical across thread counts.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::kernel::{Kernel, MacroArgs};
+use super::pack::{AlignedBuf, pack_a, pack_b};
+use super::{MatMut, MatRef, PackedB};
+use crate::Par;
+
+/// B micro-panels per work chunk when threads split LOOP 2 (JR): 8·NR columns per task.
+const JR_PANELS_PER_CHUNK: usize = 8;
+
+/// The B operand: a strided view packed block by block, or panels packed once ahead of time.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum BOperand<'a> {
+    View(MatRef<'a>),
+    Packed(&'a PackedB),
+}
+
+/// A raw pointer that may cross threads; each task touches a disjoint part of the pointee.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SendPtr<T>(pub *mut T);
+
+impl<T> SendPtr<T> {
+    /// The pointer (a method, so closures capture the whole `Send` wrapper, not the raw field).
+    pub fn get(self) -> *mut T {
+        self.0
+    }
+}
+// SAFETY: used only to hand disjoint blocks of one buffer to tasks of a scope that outlives them.
+unsafe impl<T> Send for SendPtr<T> {}
+// SAFETY: as above; the pointer itself is only copied, never used to create overlapping writes.
+unsafe impl<T> Sync for SendPtr<T> {}
+
+/// Runs `work(0..chunks)`, on up to `par.threads()` rayon tasks that pull chunk indices in turn.
+/// The chunks are fixed by the caller, so the result never depends on the thread count.
+pub(crate) fn run_chunks(par: Par, chunks: usize, work: impl Fn(usize) + Sync) {
+    let threads = par.threads().min(chunks);
+    if threads <= 1 {
+        (0..chunks).for_each(work);
+        return;
+    }
+    let next = AtomicUsize::new(0);
+    rayon::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|_| {
+                loop {
+                    let chunk = next.fetch_add(1, Ordering::Relaxed);
+                    if chunk >= chunks {
+                        break;
+                    }
+                    work(chunk);
+                }
+            });
+        }
+    });
+}
+
+thread_local! {
+    /// This thread's packed-A block, reused across calls (no allocation per time step).
+    static A_SCRATCH: RefCell<AlignedBuf> = RefCell::default();
+    /// The packed-B block of a GEMM started on this thread.
+    static B_SCRATCH: RefCell<AlignedBuf> = RefCell::default();
+}
+
+/// Runs `f` with a scratch buffer of at least `len` floats: this thread's cached one, or a fresh
+/// one if the cache is already in use further up the stack (a GEMM nested in a rayon task).
+fn with_scratch<R>(
+    cache: &'static std::thread::LocalKey<RefCell<AlignedBuf>>,
+    len: usize,
+    f: impl FnOnce(&mut [f32]) -> R,
+) -> R {
+    cache.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.ensure_len(len);
+            f(buf.as_mut_slice())
+        }
+        Err(_) => f(AlignedBuf::with_len(len).as_mut_slice()),
+    })
+}
+
+/// `C ← β·C` (zero-filling, not reading, when `β = 0`): the whole GEMM when `α = 0` or `k = 0`.
+fn scale_c(beta: f32, c: &mut MatMut) {
+    for i in 0..c.rows() {
+        for j in 0..c.cols() {
+            let value = if beta == 0.0 { 0.0 } else { beta * c.get(i, j) };
+            c.set(i, j, value);
+        }
+    }
+}
+
+/// `C ← α·A·B + β·C` over shape-checked views with `kernel` (whose ISA this CPU runs). When `b` is
+/// packed, it was packed for `kernel.nr`.
+pub(crate) fn gemm(
+    kernel: &Kernel,
+    par: Par,
+    alpha: f32,
+    a: MatRef,
+    b: BOperand,
+    beta: f32,
+    mut c: MatMut,
+) {
+    let (m, n) = (c.rows(), c.cols());
+    let k = a.cols();
+    if m == 0 || n == 0 {
+        return;
+    }
+    if alpha == 0.0 || k == 0 {
+        scale_c(beta, &mut c);
+        return;
+    }
+    let Kernel { mr, nr, .. } = *kernel;
+    let (rs_c, cs_c) = (c.row_stride(), c.col_stride());
+    let c_ptr = SendPtr(c.as_mut_ptr());
+    let kc_max = kernel.kc.min(k);
+    let nc_max = kernel.nc.min(n.next_multiple_of(nr));
+    let b_block_len = match b {
+        BOperand::View(_) => kc_max * nc_max,
+        BOperand::Packed(_) => 0,
+    };
+    with_scratch(&B_SCRATCH, b_block_len, |b_scratch| {
+        // LOOP 5 (JC): NC-wide column blocks of B and C.
+        for jc in (0..n).step_by(kernel.nc) {
+            let nc = kernel.nc.min(n - jc);
+            // LOOP 4 (PC): KC-deep parts of the k reduction, in order; β applies to the first.
+            for pc in (0..k).step_by(kernel.kc) {
+                let kc = kernel.kc.min(k - pc);
+                let beta_part = if pc == 0 { beta } else { 1.0 };
+                let (b_block, b_panel_stride): (*const f32, usize) = match b {
+                    BOperand::View(b) => {
+                        pack_b_block(par, b.submatrix(pc, jc, kc, nc), nr, b_scratch);
+                        (b_scratch.as_ptr(), kc * nr)
+                    }
+                    BOperand::Packed(packed) => {
+                        let start = (jc / nr) * packed.panel_stride() + pc * nr;
+                        (packed.data()[start..].as_ptr(), packed.panel_stride())
+                    }
+                };
+                let b_block = SendPtr(b_block.cast_mut());
+                let block_args = |mc: usize, a_block: *const f32, ic: usize| MacroArgs {
+                    mc,
+                    nc,
+                    kc,
+                    alpha,
+                    beta: beta_part,
+                    a: a_block,
+                    b: b_block.get(),
+                    b_panel_stride,
+                    // SAFETY: (ic, jc) is inside C (ic < m, jc < n).
+                    c: unsafe { c_ptr.get().add(ic * rs_c + jc * cs_c) },
+                    rs_c,
+                    cs_c,
+                };
+                let ic_blocks = m.div_ceil(kernel.mc);
+                if ic_blocks > 1 {
+                    // LOOP 3 (IC) split across threads: each task packs its own A block.
+                    run_chunks(par, ic_blocks, |block| {
+                        let ic = block * kernel.mc;
+                        let mc = kernel.mc.min(m - ic);
+                        let a_block = a.submatrix(ic, pc, mc, kc);
+                        with_scratch(&A_SCRATCH, mc.next_multiple_of(mr) * kc, |a_packed| {
+                            pack_a(a_block, mr, a_packed);
+                            let args = block_args(mc, a_packed.as_ptr(), ic);
+                            // SAFETY: A and B blocks packed for this kernel above; the C block
+                            // rows ic..ic+mc are this task's alone (IC blocks are disjoint).
+                            unsafe { kernel.run_macro(&args) };
+                        });
+                    });
+                } else {
+                    // One A block: pack it once, split LOOP 2 (JR) into fixed chunks of panels.
+                    with_scratch(&A_SCRATCH, m.next_multiple_of(mr) * kc, |a_packed| {
+                        pack_a(a.submatrix(0, pc, m, kc), mr, a_packed);
+                        let a_packed = SendPtr(a_packed.as_mut_ptr());
+                        let chunk_cols = JR_PANELS_PER_CHUNK * nr;
+                        run_chunks(par, nc.div_ceil(chunk_cols), |chunk| {
+                            let jr = chunk * chunk_cols;
+                            let mut args = block_args(m, a_packed.get(), 0);
+                            args.nc = chunk_cols.min(nc - jr);
+                            // SAFETY: jr < nc, so these offsets stay inside the B and C blocks.
+                            unsafe {
+                                args.b = args.b.add((jr / nr) * b_panel_stride);
+                                args.c = args.c.add(jr * cs_c);
+                            }
+                            // SAFETY: packed blocks as above; columns jr..jr+chunk_cols of C are
+                            // this task's alone.
+                            unsafe { kernel.run_macro(&args) };
+                        });
+                    });
+                }
+            }
+        }
+    });
+}
+
+/// Packs the `kc × nc` block of B into `dst` as NR-wide panels of stride `kc·NR`, splitting the
+/// panels across threads in fixed chunks.
+fn pack_b_block(par: Par, b: MatRef, nr: usize, dst: &mut [f32]) {
+    let (kc, nc) = (b.rows(), b.cols());
+    let panel_len = kc * nr;
+    let chunk_cols = JR_PANELS_PER_CHUNK * nr;
+    let dst = &mut dst[..nc.div_ceil(nr) * panel_len];
+    if par.threads() <= 1 {
+        pack_b(b, nr, dst, panel_len);
+        return;
+    }
+    let dst_ptr = SendPtr(dst.as_mut_ptr());
+    let dst_len = dst.len();
+    run_chunks(par, nc.div_ceil(chunk_cols), |chunk| {
+        let col0 = chunk * chunk_cols;
+        let cols = chunk_cols.min(nc - col0);
+        let start = (col0 / nr) * panel_len;
+        let len = cols.div_ceil(nr) * panel_len;
+        debug_assert!(start + len <= dst_len);
+        // SAFETY: chunks cover disjoint panel ranges [start, start+len) of `dst`, which outlives
+        // the scope of `run_chunks`.
+        let part = unsafe { std::slice::from_raw_parts_mut(dst_ptr.get().add(start), len) };
+        pack_b(b.submatrix(0, col0, kc, cols), nr, part, panel_len);
+    });
+}
