@@ -1,4 +1,6 @@
 //! Model pieces around the recurrent layers: dense and embedding layers, sampling, plots.
 
+pub mod dense;
+pub mod embedding;
 pub mod plot;
 pub mod sampling;
