@@ -41,9 +41,8 @@ impl Dense {
     /// A layer initialised as PyTorch does: weight and bias uniform in ±1/√in.
     pub fn init<R: rand::Rng + ?Sized>(input: usize, output: usize, rng: &mut R) -> Self {
         let bound = 1.0 / (input.max(1) as f32).sqrt();
-        let mut uniform = |n: usize| -> Vec<f32> {
-            (0..n).map(|_| rng.random_range(-bound..=bound)).collect()
-        };
+        let mut uniform =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-bound..=bound)).collect() };
         let weight = uniform(output * input);
         let bias = uniform(output);
         Dense {
@@ -83,7 +82,11 @@ impl Dense {
         dx: Option<&mut [f32]>,
     ) {
         assert_eq!(x.len(), rows * self.input, "dense input is (rows, in)");
-        assert_eq!(dy.len(), rows * self.output, "dense d_output is (rows, out)");
+        assert_eq!(
+            dy.len(),
+            rows * self.output,
+            "dense d_output is (rows, out)"
+        );
         let dy_view = MatRef::row_major(dy, rows, self.output);
         sgemm(
             par,
@@ -115,11 +118,16 @@ impl Dense {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
+    use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
     /// Plain loops in f64: the oracle.
-    fn reference(layer: &Dense, x: &[f32], dy: &[f32], rows: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+    fn reference(
+        layer: &Dense,
+        x: &[f32],
+        dy: &[f32],
+        rows: usize,
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
         let (i_n, o_n) = (layer.input, layer.output);
         let mut y = vec![0.0; rows * o_n];
         let mut dw = vec![0.0; o_n * i_n];
@@ -145,8 +153,12 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         for &(rows, input, output) in &[(1, 1, 1), (5, 7, 3), (33, 17, 42)] {
             let layer = Dense::init(input, output, &mut rng);
-            let x: Vec<f32> = (0..rows * input).map(|_| rng.random_range(-1.0..1.0)).collect();
-            let dy: Vec<f32> = (0..rows * output).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let x: Vec<f32> = (0..rows * input)
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let dy: Vec<f32> = (0..rows * output)
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
             let mut y = vec![f32::NAN; rows * output];
             layer.forward(Par::Seq, &x, rows, &mut y);
             let mut grads = DenseGrads::zeros(&layer);

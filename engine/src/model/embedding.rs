@@ -22,7 +22,11 @@ impl Embedding {
     /// `out (n, dim)` = rows of `weight` for `ids (n)`. Panics on an id ≥ vocab (the data
     /// pipeline validates ids before they get here).
     pub fn forward(&self, ids: &[u32], out: &mut [f32]) {
-        assert_eq!(out.len(), ids.len() * self.dim, "embedding output is (n, dim)");
+        assert_eq!(
+            out.len(),
+            ids.len() * self.dim,
+            "embedding output is (n, dim)"
+        );
         for (row, &id) in out.chunks_exact_mut(self.dim).zip(ids) {
             row.copy_from_slice(self.row(id));
         }
@@ -31,8 +35,16 @@ impl Embedding {
     /// Backward: `d_weight[id] += dy[row]` for each looked-up row — only the rows used are
     /// touched, in input order (deterministic).
     pub fn backward(&self, ids: &[u32], dy: &[f32], d_weight: &mut [f32]) {
-        assert_eq!(dy.len(), ids.len() * self.dim, "embedding d_output is (n, dim)");
-        assert_eq!(d_weight.len(), self.weight.len(), "d_weight is (vocab, dim)");
+        assert_eq!(
+            dy.len(),
+            ids.len() * self.dim,
+            "embedding d_output is (n, dim)"
+        );
+        assert_eq!(
+            d_weight.len(),
+            self.weight.len(),
+            "d_weight is (vocab, dim)"
+        );
         for (row, &id) in dy.chunks_exact(self.dim).zip(ids) {
             let start = self.check(id) * self.dim;
             for (d, &g) in d_weight[start..start + self.dim].iter_mut().zip(row) {
@@ -49,7 +61,11 @@ impl Embedding {
 
     fn check(&self, id: u32) -> usize {
         let id = id as usize;
-        assert!(id < self.vocab, "token id {id} out of range for a vocabulary of {}", self.vocab);
+        assert!(
+            id < self.vocab,
+            "token id {id} out of range for a vocabulary of {}",
+            self.vocab
+        );
         id
     }
 }
@@ -92,8 +108,16 @@ mod tests {
         assert_eq!(a, b);
         let n = a.weight.len() as f64;
         let mean = a.weight.iter().map(|&v| v as f64).sum::<f64>() / n;
-        let var = a.weight.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
-        assert!(mean.abs() < 0.05 && (var - 1.0).abs() < 0.08, "mean {mean}, var {var}");
+        let var = a
+            .weight
+            .iter()
+            .map(|&v| (v as f64 - mean).powi(2))
+            .sum::<f64>()
+            / n;
+        assert!(
+            mean.abs() < 0.05 && (var - 1.0).abs() < 0.08,
+            "mean {mean}, var {var}"
+        );
     }
 
     #[test]
