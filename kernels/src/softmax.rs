@@ -1,1 +1,0 @@
-//! Fused softmax + cross-entropy (to be written: see issue 2).
