@@ -9,3 +9,4 @@ pub mod model;
 pub use recur_kernels as kernels;
 
 pub mod reference;
+pub mod rnn;

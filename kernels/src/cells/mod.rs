@@ -1,5 +1,23 @@
-//! Fused recurrent cells (SimpleRNN, LSTM, GRU): to be written (issue 3).
+//! Fused recurrent cells (SimpleRNN, LSTM, GRU): the per-time-step kernels, forward and backward.
+//!
+//! The sequence-level work around them (the hoisted input projection, the weight-gradient GEMMs
+//! over all T·B rows, batch partitioning, ragged lengths, stacking) lives in `recur_engine::rnn`;
+//! this module owns what must be `unsafe` and fast: the recurrent weights packed into
+//! gate-interleaved panels ([`PackedRecurrent`]) and the fused step kernels ([`forward_step`],
+//! [`backward_step`]). The layout is drawn in `README.md` beside this file.
 
+mod act_standin;
+mod pack;
+mod step;
+
+pub use pack::{PackFor, PackedRecurrent};
+pub use step::{BackwardStep, COLUMN_SPLIT_MAX_ROWS, ForwardStep, backward_step, forward_step};
+
+#[cold]
+#[inline(never)]
+pub(crate) fn shape_mismatch(what: &str, expected: usize, found: usize) -> ! {
+    panic!("recur-kernels cell: {what}: expected {expected}, found {found}")
+}
 /// The nonlinearity of a SimpleRNN (Elman) cell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RnnActivation {
@@ -45,3 +63,6 @@ impl CellKind {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,336 @@
+//! One layer in one direction over a whole (internal-layout) sequence batch: the hoisted input
+//! projection, the chunk-parallel time loop of fused steps, and BPTT with the weight gradients as
+//! single GEMMs after the loop.
+
+use rayon::prelude::*;
+use recur_kernels::cells::{
+    BackwardStep, ForwardStep, PackFor, PackedRecurrent, backward_step, forward_step,
+};
+use recur_kernels::{CellKind, Par};
+
+use super::gemm::{View, gemm};
+use super::params::DirectionParams;
+use super::plan::{Chunk, Plan};
+
+/// What one direction of one layer keeps from forward for backward. Buffers are internal
+/// layout (see `plan`), T·B rows.
+#[derive(Debug)]
+pub(crate) struct DirectionCache {
+    /// After forward: the activated gates (LSTM `i,f,g,o`; GRU `r,z,n`; unused for RNN, which
+    /// keeps only h). After backward: `δ_u`. (T·B, G·H)
+    pub gates: Vec<f32>,
+    /// `h_t`; zero at steps past a row's length. (T·B, H)
+    pub h: Vec<f32>,
+    /// LSTM `c_t`, else empty. (T·B, H)
+    pub c: Vec<f32>,
+    /// GRU `u_n = W_hn h_{t-1} + b_hn`, else empty. (T·B, H)
+    pub hn: Vec<f32>,
+    /// Initial state, sorted rows. (B, H)
+    pub h0: Vec<f32>,
+    /// LSTM initial cell state, sorted rows, else empty. (B, H)
+    pub c0: Vec<f32>,
+    /// `W_hh` packed once for this pass.
+    pub packed: PackedRecurrent,
+}
+
+/// What backward of one direction returns besides the weight gradients.
+#[derive(Debug)]
+pub(crate) struct DirectionInputGrads {
+    /// `∂L/∂x` of this direction's (internal, direction-ordered) input. (T·B, I_k)
+    pub dx: Vec<f32>,
+    /// `∂L/∂h_0`, sorted rows. (B, H)
+    pub dh0: Vec<f32>,
+    /// `∂L/∂c_0` (LSTM), sorted rows, else empty. (B, H)
+    pub dc0: Vec<f32>,
+}
+
+/// The step kernel's own parallelism for a chunk: the column split only pays when the whole batch
+/// is one small chunk (batch-1 streaming); otherwise chunks are the parallel unit.
+fn step_par(plan: &Plan, par: Par) -> Par {
+    if plan.chunks.len() == 1 { par } else { Par::Seq }
+}
+
+fn for_each_chunk<W: Send>(work: Vec<W>, par: Par, f: impl Fn(W) + Sync + Send) {
+    if par.threads() > 1 && work.len() > 1 {
+        work.into_par_iter().for_each(f);
+    } else {
+        work.into_iter().for_each(f);
+    }
+}
+
+/// Splits `buf` into per-chunk blocks of `T·rows·width` values.
+fn split_chunks<'a>(mut buf: &'a mut [f32], plan: &Plan, width: usize) -> Vec<&'a mut [f32]> {
+    let mut out = Vec::with_capacity(plan.chunks.len());
+    for chunk in &plan.chunks {
+        let (head, tail) = std::mem::take(&mut buf).split_at_mut(plan.steps * chunk.rows * width);
+        out.push(head);
+        buf = tail;
+    }
+    out
+}
+
+fn chunk_rows<'a>(buf: &'a [f32], chunk: &Chunk, width: usize) -> &'a [f32] {
+    &buf[chunk.start * width..(chunk.start + chunk.rows) * width]
+}
+
+/// Forward of one direction: `x` (T·B, I_k) internal layout (already reversed for the reverse
+/// direction), initial state `h0`/`c0` (B, H) sorted rows.
+pub(crate) fn forward_direction(
+    cell: CellKind,
+    hidden: usize,
+    params: &DirectionParams,
+    x: &[f32],
+    input: usize,
+    plan: &Plan,
+    h0: Vec<f32>,
+    c0: Vec<f32>,
+    purpose: PackFor,
+    par: Par,
+) -> DirectionCache {
+    let (g, h) = (cell.gates(), hidden);
+    let gh = g * h;
+    let rows_total = plan.steps * plan.batch;
+    let lstm = cell == CellKind::Lstm;
+    let gru = cell == CellKind::Gru;
+
+    // Hoisted input projection: gates = x·W_ihᵀ + b_ih + b_hh, one GEMM over all T·B rows. GRU's
+    // b_hn stays out (it sits inside r⊙(…)); the step kernel adds it.
+    let bias: Vec<f32> = (0..gh)
+        .map(|m| params.bias_ih[m] + if gru && m >= 2 * h { 0.0 } else { params.bias_hh[m] })
+        .collect();
+    let mut gates = vec![0.0f32; rows_total * gh];
+    for row in gates.chunks_exact_mut(gh) {
+        row.copy_from_slice(&bias);
+    }
+    gemm(
+        par,
+        1.0,
+        View::row_major(x, rows_total, input),
+        View::row_major(&params.weight_ih, gh, input).t(),
+        1.0,
+        &mut gates,
+        gh,
+    );
+
+    let packed = PackedRecurrent::new(cell, h, &params.weight_hh, &params.bias_hh, purpose);
+    let mut h_all = vec![0.0f32; rows_total * h];
+    let mut c_all = vec![0.0f32; if lstm { rows_total * h } else { 0 }];
+    let mut hn_all = vec![0.0f32; if gru { rows_total * h } else { 0 }];
+
+    struct Work<'a> {
+        chunk: &'a Chunk,
+        gates: &'a mut [f32],
+        h: &'a mut [f32],
+        c: &'a mut [f32],
+        hn: &'a mut [f32],
+        h0: &'a [f32],
+        c0: &'a [f32],
+    }
+    let work: Vec<Work<'_>> = {
+        let gates = split_chunks(&mut gates, plan, gh);
+        let hs = split_chunks(&mut h_all, plan, h);
+        let cs = split_chunks(&mut c_all, plan, if lstm { h } else { 0 });
+        let hns = split_chunks(&mut hn_all, plan, if gru { h } else { 0 });
+        plan.chunks
+            .iter()
+            .zip(gates)
+            .zip(hs)
+            .zip(cs)
+            .zip(hns)
+            .map(|((((chunk, gates), h_c), c), hn)| Work {
+                chunk,
+                gates,
+                h: h_c,
+                c,
+                hn,
+                h0: chunk_rows(&h0, chunk, h),
+                c0: if lstm { chunk_rows(&c0, chunk, h) } else { &[] },
+            })
+            .collect()
+    };
+    let inner = step_par(plan, par);
+    for_each_chunk(work, par, |w| {
+        let rows = w.chunk.rows;
+        for t in 0..plan.steps {
+            let n = w.chunk.active[t];
+            if n == 0 {
+                break;
+            }
+            let (h_done, h_rest) = w.h.split_at_mut(t * rows * h);
+            let h_prev = if t == 0 { &w.h0[..n * h] } else { &h_done[(t - 1) * rows * h..][..n * h] };
+            let (c_prev, c_out) = if lstm {
+                let (c_done, c_rest) = w.c.split_at_mut(t * rows * h);
+                let c_prev = if t == 0 { &w.c0[..n * h] } else { &c_done[(t - 1) * rows * h..][..n * h] };
+                (Some(c_prev), Some(&mut c_rest[..n * h]))
+            } else {
+                (None, None)
+            };
+            forward_step(
+                &packed,
+                ForwardStep {
+                    rows: n,
+                    h_prev,
+                    c_prev,
+                    gates: &mut w.gates[t * rows * gh..][..n * gh],
+                    h: &mut h_rest[..n * h],
+                    c: c_out,
+                    hn: if gru { Some(&mut w.hn[t * rows * h..][..n * h]) } else { None },
+                },
+                inner,
+            );
+        }
+    });
+    DirectionCache { gates, h: h_all, c: c_all, hn: hn_all, h0, c0, packed }
+}
+
+/// BPTT of one direction. `dy` (T·B, H) is the gradient of this direction's outputs (internal,
+/// direction-ordered, zero past each length); `dh_n`/`dc_n` (B, H) sorted rows, the gradient of
+/// the final state. Weight gradients are accumulated (`+=`) into `grads`.
+pub(crate) fn backward_direction(
+    cell: CellKind,
+    hidden: usize,
+    params: &DirectionParams,
+    cache: &mut DirectionCache,
+    x: &[f32],
+    input: usize,
+    plan: &Plan,
+    dy: &[f32],
+    dh_n: Vec<f32>,
+    dc_n: Vec<f32>,
+    grads: &mut DirectionParams,
+    par: Par,
+) -> DirectionInputGrads {
+    let (g, h) = (cell.gates(), hidden);
+    let gh = g * h;
+    let steps = plan.steps;
+    let rows_total = steps * plan.batch;
+    let lstm = cell == CellKind::Lstm;
+    let gru = cell == CellKind::Gru;
+    if !cache.packed.has_backward() {
+        cache.packed.repack(&params.weight_hh, &params.bias_hh, PackFor::Training);
+    }
+    let mut dh = dh_n;
+    let mut dc = dc_n;
+
+    struct Work<'a> {
+        chunk: &'a Chunk,
+        gates: &'a mut [f32],
+        hn: &'a mut [f32],
+        dh: &'a mut [f32],
+        dc: &'a mut [f32],
+    }
+    {
+        let packed = &cache.packed;
+        let (h_all, c_all, h0, c0) = (&cache.h, &cache.c, &cache.h0, &cache.c0);
+        let mut dh_rest = &mut dh[..];
+        let mut dc_rest = &mut dc[..];
+        let mut work = Vec::with_capacity(plan.chunks.len());
+        let gates = split_chunks(&mut cache.gates, plan, gh);
+        let hns = split_chunks(&mut cache.hn, plan, if gru { h } else { 0 });
+        for ((chunk, gates), hn) in plan.chunks.iter().zip(gates).zip(hns) {
+            let (dh_c, rest) = std::mem::take(&mut dh_rest).split_at_mut(chunk.rows * h);
+            dh_rest = rest;
+            let dc_width = if lstm { h } else { 0 };
+            let (dc_c, rest) = std::mem::take(&mut dc_rest).split_at_mut(chunk.rows * dc_width);
+            dc_rest = rest;
+            work.push(Work { chunk, gates, hn, dh: dh_c, dc: dc_c });
+        }
+        let inner = step_par(plan, par);
+        for_each_chunk(work, par, |w| {
+            let rows = w.chunk.rows;
+            let base = steps * w.chunk.start;
+            let h_chunk = &h_all[base * h..(base + steps * rows) * h];
+            let c_chunk = if lstm { &c_all[base * h..(base + steps * rows) * h] } else { &[][..] };
+            let h0 = chunk_rows(h0, w.chunk, h);
+            let c0 = if lstm { chunk_rows(c0, w.chunk, h) } else { &[][..] };
+            let dy_chunk = &dy[base * h..(base + steps * rows) * h];
+            for t in (0..steps).rev() {
+                let n = w.chunk.active[t];
+                // Rows past their length take no gradient: zero them so the weight GEMMs over
+                // all T·B rows ignore them.
+                w.gates[(t * rows + n) * gh..(t + 1) * rows * gh].fill(0.0);
+                if gru {
+                    w.hn[(t * rows + n) * h..(t + 1) * rows * h].fill(0.0);
+                }
+                if n == 0 {
+                    continue;
+                }
+                let at = t * rows * h;
+                let h_prev = if t == 0 { &h0[..n * h] } else { &h_chunk[at - rows * h..][..n * h] };
+                let c_prev = if t == 0 { &c0[..] } else { &c_chunk[..] };
+                backward_step(
+                    packed,
+                    BackwardStep {
+                        rows: n,
+                        dy: &dy_chunk[at..][..n * h],
+                        dh: &mut w.dh[..n * h],
+                        dc: if lstm { Some(&mut w.dc[..n * h]) } else { None },
+                        gates: &mut w.gates[t * rows * gh..][..n * gh],
+                        h_prev,
+                        h: &h_chunk[at..][..n * h],
+                        c_prev: if lstm {
+                            Some(if t == 0 { &c_prev[..n * h] } else { &c_prev[at - rows * h..][..n * h] })
+                        } else {
+                            None
+                        },
+                        c: if lstm { Some(&c_chunk[at..][..n * h]) } else { None },
+                        hn: if gru { Some(&mut w.hn[at..][..n * h]) } else { None },
+                    },
+                    inner,
+                );
+            }
+        });
+    }
+
+    // Weight and input gradients: single GEMMs over all T·B rows, after the loop.
+    // δ_x (the input-side pre-activation gradient) is δ_u except GRU's n block (kept in `hn`).
+    let gates = &cache.gates;
+    let mut dx = vec![0.0f32; rows_total * input];
+    if gru {
+        let (w_rz, w_n) = params.weight_ih.split_at(2 * h * input);
+        let (d_rz, d_n) = grads.weight_ih.split_at_mut(2 * h * input);
+        let delta_rz = View::strided(gates, rows_total, 2 * h, gh);
+        let delta_n = View::row_major(&cache.hn, rows_total, h);
+        let xv = View::row_major(x, rows_total, input);
+        gemm(par, 1.0, delta_rz.t(), xv, 1.0, d_rz, input);
+        gemm(par, 1.0, delta_n.t(), xv, 1.0, d_n, input);
+        gemm(par, 1.0, delta_rz, View::row_major(w_rz, 2 * h, input), 0.0, &mut dx, input);
+        gemm(par, 1.0, delta_n, View::row_major(w_n, h, input), 1.0, &mut dx, input);
+    } else {
+        let delta = View::row_major(gates, rows_total, gh);
+        gemm(par, 1.0, delta.t(), View::row_major(x, rows_total, input), 1.0, &mut grads.weight_ih, input);
+        gemm(par, 1.0, delta, View::row_major(&params.weight_ih, gh, input), 0.0, &mut dx, input);
+    }
+    // dW_hh = Σ_t δ_u,tᵀ·h_{t-1}, per chunk (h_{-1} = h0 for its first step), chunks in order.
+    for chunk in &plan.chunks {
+        let base = steps * chunk.start;
+        let rows = chunk.rows;
+        let first = View::row_major(&gates[base * gh..(base + rows) * gh], rows, gh);
+        let h0 = View::row_major(chunk_rows(&cache.h0, chunk, h), rows, h);
+        gemm(par, 1.0, first.t(), h0, 1.0, &mut grads.weight_hh, h);
+        if steps > 1 {
+            let later = (steps - 1) * rows;
+            let delta = View::row_major(&gates[(base + rows) * gh..(base + rows + later) * gh], later, gh);
+            let h_prev = View::row_major(&cache.h[base * h..(base + later) * h], later, h);
+            gemm(par, 1.0, delta.t(), h_prev, 1.0, &mut grads.weight_hh, h);
+        }
+    }
+    // Bias gradients: column sums in row order (fixed, so deterministic).
+    for row in gates.chunks_exact(gh) {
+        for (d, v) in grads.bias_hh.iter_mut().zip(row) {
+            *d += v;
+        }
+        let input_side = if gru { &row[..2 * h] } else { row };
+        for (d, v) in grads.bias_ih.iter_mut().zip(input_side) {
+            *d += v;
+        }
+    }
+    if gru {
+        for row in cache.hn.chunks_exact(h) {
+            for (d, v) in grads.bias_ih[2 * h..].iter_mut().zip(row) {
+                *d += v;
+            }
+        }
+    }
+    DirectionInputGrads { dx, dh0: dh, dc0: dc }
+}
