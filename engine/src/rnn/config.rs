@@ -2,7 +2,7 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use recur_kernels::{CellKind, Par};
+use recur_kernels::{CellKind, Isa, Par};
 
 use super::RnnError;
 use super::network::Rnn;
@@ -42,6 +42,8 @@ pub struct RnnConfig {
     pub unit_forget_bias: bool,
     /// How the layer may use threads (default: the current rayon pool).
     pub par: Par,
+    /// The SIMD path of the step kernels (default [`Isa::active`]; clamped to the host).
+    pub isa: Isa,
 }
 
 impl RnnConfig {
@@ -56,6 +58,7 @@ impl RnnConfig {
             dropout: 0.0,
             unit_forget_bias: false,
             par: Par::Rayon(0),
+            isa: Isa::active(),
         }
     }
 
@@ -86,6 +89,12 @@ impl RnnConfig {
     /// Sets [`RnnConfig::par`].
     pub fn with_par(mut self, par: Par) -> Self {
         self.par = par;
+        self
+    }
+
+    /// Sets [`RnnConfig::isa`].
+    pub fn with_isa(mut self, isa: Isa) -> Self {
+        self.isa = isa;
         self
     }
 

@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use recur_kernels::cells::{
     BackwardStep, ForwardStep, PackFor, PackedRecurrent, backward_step, forward_step,
 };
-use recur_kernels::{CellKind, Par};
+use recur_kernels::{CellKind, Isa, Par};
 
 use super::gemm::{View, gemm};
 use super::params::DirectionParams;
@@ -85,6 +85,7 @@ pub(crate) fn forward_direction(
     h0: Vec<f32>,
     c0: Vec<f32>,
     purpose: PackFor,
+    isa: Isa,
     par: Par,
 ) -> DirectionCache {
     let (g, h) = (cell.gates(), hidden);
@@ -112,7 +113,7 @@ pub(crate) fn forward_direction(
         gh,
     );
 
-    let packed = PackedRecurrent::new(cell, h, &params.weight_hh, &params.bias_hh, purpose);
+    let packed = PackedRecurrent::with_isa(isa, cell, h, &params.weight_hh, &params.bias_hh, purpose);
     let mut h_all = vec![0.0f32; rows_total * h];
     let mut c_all = vec![0.0f32; if lstm { rows_total * h } else { 0 }];
     let mut hn_all = vec![0.0f32; if gru { rows_total * h } else { 0 }];

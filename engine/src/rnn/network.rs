@@ -258,6 +258,7 @@ impl Rnn {
                     h0,
                     c0,
                     purpose,
+                    cfg.isa,
                     cfg.par,
                 )
             };
