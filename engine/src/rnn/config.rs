@@ -115,7 +115,9 @@ impl RnnConfig {
             }
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return Err(RnnError::Dropout { found: self.dropout });
+            return Err(RnnError::Dropout {
+                found: self.dropout,
+            });
         }
         Ok(())
     }

@@ -47,7 +47,11 @@ pub(crate) struct DirectionInputGrads {
 /// The step kernel's own parallelism for a chunk: the column split only pays when the whole batch
 /// is one small chunk (batch-1 streaming); otherwise chunks are the parallel unit.
 fn step_par(plan: &Plan, par: Par) -> Par {
-    if plan.chunks.len() == 1 { par } else { Par::Seq }
+    if plan.chunks.len() == 1 {
+        par
+    } else {
+        Par::Seq
+    }
 }
 
 fn for_each_chunk<W: Send>(work: Vec<W>, par: Par, f: impl Fn(W) + Sync + Send) {
@@ -97,7 +101,14 @@ pub(crate) fn forward_direction(
     // Hoisted input projection: gates = x·W_ihᵀ + b_ih + b_hh, one GEMM over all T·B rows. GRU's
     // b_hn stays out (it sits inside r⊙(…)); the step kernel adds it.
     let bias: Vec<f32> = (0..gh)
-        .map(|m| params.bias_ih[m] + if gru && m >= 2 * h { 0.0 } else { params.bias_hh[m] })
+        .map(|m| {
+            params.bias_ih[m]
+                + if gru && m >= 2 * h {
+                    0.0
+                } else {
+                    params.bias_hh[m]
+                }
+        })
         .collect();
     let mut gates = vec![0.0f32; rows_total * gh];
     for row in gates.chunks_exact_mut(gh) {
@@ -113,7 +124,8 @@ pub(crate) fn forward_direction(
         gh,
     );
 
-    let packed = PackedRecurrent::with_isa(isa, cell, h, &params.weight_hh, &params.bias_hh, purpose);
+    let packed =
+        PackedRecurrent::with_isa(isa, cell, h, &params.weight_hh, &params.bias_hh, purpose);
     let mut h_all = vec![0.0f32; rows_total * h];
     let mut c_all = vec![0.0f32; if lstm { rows_total * h } else { 0 }];
     let mut hn_all = vec![0.0f32; if gru { rows_total * h } else { 0 }];
@@ -158,10 +170,18 @@ pub(crate) fn forward_direction(
                 break;
             }
             let (h_done, h_rest) = w.h.split_at_mut(t * rows * h);
-            let h_prev = if t == 0 { &w.h0[..n * h] } else { &h_done[(t - 1) * rows * h..][..n * h] };
+            let h_prev = if t == 0 {
+                &w.h0[..n * h]
+            } else {
+                &h_done[(t - 1) * rows * h..][..n * h]
+            };
             let (c_prev, c_out) = if lstm {
                 let (c_done, c_rest) = w.c.split_at_mut(t * rows * h);
-                let c_prev = if t == 0 { &w.c0[..n * h] } else { &c_done[(t - 1) * rows * h..][..n * h] };
+                let c_prev = if t == 0 {
+                    &w.c0[..n * h]
+                } else {
+                    &c_done[(t - 1) * rows * h..][..n * h]
+                };
                 (Some(c_prev), Some(&mut c_rest[..n * h]))
             } else {
                 (None, None)
@@ -175,13 +195,25 @@ pub(crate) fn forward_direction(
                     gates: &mut w.gates[t * rows * gh..][..n * gh],
                     h: &mut h_rest[..n * h],
                     c: c_out,
-                    hn: if gru { Some(&mut w.hn[t * rows * h..][..n * h]) } else { None },
+                    hn: if gru {
+                        Some(&mut w.hn[t * rows * h..][..n * h])
+                    } else {
+                        None
+                    },
                 },
                 inner,
             );
         }
     });
-    DirectionCache { gates, h: h_all, c: c_all, hn: hn_all, h0, c0, packed }
+    DirectionCache {
+        gates,
+        h: h_all,
+        c: c_all,
+        hn: hn_all,
+        h0,
+        c0,
+        packed,
+    }
 }
 
 /// BPTT of one direction. `dy` (T·B, H) is the gradient of this direction's outputs (internal,
@@ -208,7 +240,9 @@ pub(crate) fn backward_direction(
     let lstm = cell == CellKind::Lstm;
     let gru = cell == CellKind::Gru;
     if !cache.packed.has_backward() {
-        cache.packed.repack(&params.weight_hh, &params.bias_hh, PackFor::Training);
+        cache
+            .packed
+            .repack(&params.weight_hh, &params.bias_hh, PackFor::Training);
     }
     let mut dh = dh_n;
     let mut dc = dc_n;
@@ -234,16 +268,30 @@ pub(crate) fn backward_direction(
             let dc_width = if lstm { h } else { 0 };
             let (dc_c, rest) = std::mem::take(&mut dc_rest).split_at_mut(chunk.rows * dc_width);
             dc_rest = rest;
-            work.push(Work { chunk, gates, hn, dh: dh_c, dc: dc_c });
+            work.push(Work {
+                chunk,
+                gates,
+                hn,
+                dh: dh_c,
+                dc: dc_c,
+            });
         }
         let inner = step_par(plan, par);
         for_each_chunk(work, par, |w| {
             let rows = w.chunk.rows;
             let base = steps * w.chunk.start;
             let h_chunk = &h_all[base * h..(base + steps * rows) * h];
-            let c_chunk = if lstm { &c_all[base * h..(base + steps * rows) * h] } else { &[][..] };
+            let c_chunk = if lstm {
+                &c_all[base * h..(base + steps * rows) * h]
+            } else {
+                &[][..]
+            };
             let h0 = chunk_rows(h0, w.chunk, h);
-            let c0 = if lstm { chunk_rows(c0, w.chunk, h) } else { &[][..] };
+            let c0 = if lstm {
+                chunk_rows(c0, w.chunk, h)
+            } else {
+                &[][..]
+            };
             let dy_chunk = &dy[base * h..(base + steps * rows) * h];
             for t in (0..steps).rev() {
                 let n = w.chunk.active[t];
@@ -257,7 +305,11 @@ pub(crate) fn backward_direction(
                     continue;
                 }
                 let at = t * rows * h;
-                let h_prev = if t == 0 { &h0[..n * h] } else { &h_chunk[at - rows * h..][..n * h] };
+                let h_prev = if t == 0 {
+                    &h0[..n * h]
+                } else {
+                    &h_chunk[at - rows * h..][..n * h]
+                };
                 let c_prev = if t == 0 { &c0[..] } else { &c_chunk[..] };
                 backward_step(
                     packed,
@@ -270,12 +322,24 @@ pub(crate) fn backward_direction(
                         h_prev,
                         h: &h_chunk[at..][..n * h],
                         c_prev: if lstm {
-                            Some(if t == 0 { &c_prev[..n * h] } else { &c_prev[at - rows * h..][..n * h] })
+                            Some(if t == 0 {
+                                &c_prev[..n * h]
+                            } else {
+                                &c_prev[at - rows * h..][..n * h]
+                            })
                         } else {
                             None
                         },
-                        c: if lstm { Some(&c_chunk[at..][..n * h]) } else { None },
-                        hn: if gru { Some(&mut w.hn[at..][..n * h]) } else { None },
+                        c: if lstm {
+                            Some(&c_chunk[at..][..n * h])
+                        } else {
+                            None
+                        },
+                        hn: if gru {
+                            Some(&mut w.hn[at..][..n * h])
+                        } else {
+                            None
+                        },
                     },
                     inner,
                 );
@@ -295,12 +359,44 @@ pub(crate) fn backward_direction(
         let xv = View::row_major(x, rows_total, input);
         gemm(par, 1.0, delta_rz.t(), xv, 1.0, d_rz, input);
         gemm(par, 1.0, delta_n.t(), xv, 1.0, d_n, input);
-        gemm(par, 1.0, delta_rz, View::row_major(w_rz, 2 * h, input), 0.0, &mut dx, input);
-        gemm(par, 1.0, delta_n, View::row_major(w_n, h, input), 1.0, &mut dx, input);
+        gemm(
+            par,
+            1.0,
+            delta_rz,
+            View::row_major(w_rz, 2 * h, input),
+            0.0,
+            &mut dx,
+            input,
+        );
+        gemm(
+            par,
+            1.0,
+            delta_n,
+            View::row_major(w_n, h, input),
+            1.0,
+            &mut dx,
+            input,
+        );
     } else {
         let delta = View::row_major(gates, rows_total, gh);
-        gemm(par, 1.0, delta.t(), View::row_major(x, rows_total, input), 1.0, &mut grads.weight_ih, input);
-        gemm(par, 1.0, delta, View::row_major(&params.weight_ih, gh, input), 0.0, &mut dx, input);
+        gemm(
+            par,
+            1.0,
+            delta.t(),
+            View::row_major(x, rows_total, input),
+            1.0,
+            &mut grads.weight_ih,
+            input,
+        );
+        gemm(
+            par,
+            1.0,
+            delta,
+            View::row_major(&params.weight_ih, gh, input),
+            0.0,
+            &mut dx,
+            input,
+        );
     }
     // dW_hh = Σ_t δ_u,tᵀ·h_{t-1}, per chunk (h_{-1} = h0 for its first step), chunks in order.
     for chunk in &plan.chunks {
@@ -311,7 +407,11 @@ pub(crate) fn backward_direction(
         gemm(par, 1.0, first.t(), h0, 1.0, &mut grads.weight_hh, h);
         if steps > 1 {
             let later = (steps - 1) * rows;
-            let delta = View::row_major(&gates[(base + rows) * gh..(base + rows + later) * gh], later, gh);
+            let delta = View::row_major(
+                &gates[(base + rows) * gh..(base + rows + later) * gh],
+                later,
+                gh,
+            );
             let h_prev = View::row_major(&cache.h[base * h..(base + later) * h], later, h);
             gemm(par, 1.0, delta.t(), h_prev, 1.0, &mut grads.weight_hh, h);
         }
@@ -333,5 +433,9 @@ pub(crate) fn backward_direction(
             }
         }
     }
-    DirectionInputGrads { dx, dh0: dh, dc0: dc }
+    DirectionInputGrads {
+        dx,
+        dh0: dh,
+        dc0: dc,
+    }
 }

@@ -17,23 +17,49 @@ pub(crate) struct View<'a> {
 impl<'a> View<'a> {
     /// A row-major `(rows, cols)` matrix.
     pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        View { data, rows, cols, rs: cols, cs: 1 }
+        View {
+            data,
+            rows,
+            cols,
+            rs: cols,
+            cs: 1,
+        }
     }
 
     /// Row-major with an explicit row stride (a column block of a wider matrix).
     pub fn strided(data: &'a [f32], rows: usize, cols: usize, rs: usize) -> Self {
-        View { data, rows, cols, rs, cs: 1 }
+        View {
+            data,
+            rows,
+            cols,
+            rs,
+            cs: 1,
+        }
     }
 
     /// The transpose (no copy).
     pub fn t(self) -> Self {
-        View { data: self.data, rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs }
+        View {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+        }
     }
 }
 
 /// `C ← α·A·B + β·C` for row-major `C` `(A.rows, B.cols)` with row stride `ldc`; `β = 0` never
 /// reads `C`.
-pub(crate) fn gemm(par: Par, alpha: f32, a: View<'_>, b: View<'_>, beta: f32, c: &mut [f32], ldc: usize) {
+pub(crate) fn gemm(
+    par: Par,
+    alpha: f32,
+    a: View<'_>,
+    b: View<'_>,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+) {
     let _ = par;
     assert_eq!(a.cols, b.rows, "gemm: inner dimensions");
     let (m, n, k) = (a.rows, b.cols, a.cols);
@@ -48,7 +74,11 @@ pub(crate) fn gemm(par: Par, alpha: f32, a: View<'_>, b: View<'_>, beta: f32, c:
         }
         let out = &mut c[i * ldc..i * ldc + n];
         for (o, v) in out.iter_mut().zip(&row) {
-            *o = if beta == 0.0 { alpha * v } else { alpha * v + beta * *o };
+            *o = if beta == 0.0 {
+                alpha * v
+            } else {
+                alpha * v + beta * *o
+            };
         }
     }
 }

@@ -28,7 +28,12 @@ pub struct SeqBatch<'a> {
 impl<'a> SeqBatch<'a> {
     /// `data` (T, B, I) with every row `T` steps long.
     pub fn new(data: &'a [f32], steps: usize, batch: usize) -> Self {
-        SeqBatch { data, steps, batch, lengths: None }
+        SeqBatch {
+            data,
+            steps,
+            batch,
+            lengths: None,
+        }
     }
 
     /// Gives each row its own length: steps past it neither change that row's state nor receive
@@ -64,7 +69,10 @@ impl RnnState {
     /// The zero state (PyTorch's default when no `h_0` is given).
     pub fn zeros(config: &RnnConfig, batch: usize) -> Self {
         let n = config.num_layers * config.directions() * batch * config.hidden_size;
-        RnnState { h: vec![0.0; n], c: config.cell.has_cell_state().then(|| vec![0.0; n]) }
+        RnnState {
+            h: vec![0.0; n],
+            c: config.cell.has_cell_state().then(|| vec![0.0; n]),
+        }
     }
 
     fn check(&self, config: &RnnConfig, batch: usize, what: &'static str) -> Result<(), RnnError> {
@@ -72,16 +80,32 @@ impl RnnState {
         let shape = format!("(L·D={}, B={batch}, H={h})", l * d);
         let expected = l * d * batch * h;
         if self.h.len() != expected {
-            return Err(RnnError::Shape { what, shape, expected, found: self.h.len() });
+            return Err(RnnError::Shape {
+                what,
+                shape,
+                expected,
+                found: self.h.len(),
+            });
         }
         match (&self.c, config.cell.has_cell_state()) {
-            (Some(c), true) if c.len() != expected => {
-                Err(RnnError::Shape { what, shape, expected, found: c.len() })
-            }
-            (None, true) => Err(RnnError::CellState { what, cell: config.cell.name(), expected: "needs", found: "none" }),
-            (Some(_), false) => {
-                Err(RnnError::CellState { what, cell: config.cell.name(), expected: "has no", found: "one" })
-            }
+            (Some(c), true) if c.len() != expected => Err(RnnError::Shape {
+                what,
+                shape,
+                expected,
+                found: c.len(),
+            }),
+            (None, true) => Err(RnnError::CellState {
+                what,
+                cell: config.cell.name(),
+                expected: "needs",
+                found: "none",
+            }),
+            (Some(_), false) => Err(RnnError::CellState {
+                what,
+                cell: config.cell.name(),
+                expected: "has no",
+                found: "one",
+            }),
             _ => Ok(()),
         }
     }
@@ -124,7 +148,10 @@ impl RnnCache {
     /// The dropout masks that were applied, one per layer except the last, each (T, B, D·H) in
     /// the caller's row order (for checking against a reference).
     pub fn dropout_masks(&self) -> Vec<Option<Vec<f32>>> {
-        let width = self.layers.first().map_or(0, |l| l.directions.len() * l.directions[0].packed.hidden());
+        let width = self
+            .layers
+            .first()
+            .map_or(0, |l| l.directions.len() * l.directions[0].packed.hidden());
         self.layers
             .iter()
             .map(|layer| {
@@ -181,7 +208,11 @@ impl Rnn {
     }
 
     fn input_width(&self, layer: usize) -> usize {
-        if layer == 0 { self.config.input_size } else { self.config.directions() * self.config.hidden_size }
+        if layer == 0 {
+            self.config.input_size
+        } else {
+            self.config.directions() * self.config.hidden_size
+        }
     }
 
     /// Runs the network over `input` from `initial` (zeros if `None`).
@@ -219,7 +250,9 @@ impl Rnn {
             Mode::Training { .. } => PackFor::Training,
         };
         let mut rng = match mode {
-            Mode::Training { dropout_seed } if cfg.dropout > 0.0 => Some(ChaCha8Rng::seed_from_u64(dropout_seed)),
+            Mode::Training { dropout_seed } if cfg.dropout > 0.0 => {
+                Some(ChaCha8Rng::seed_from_u64(dropout_seed))
+            }
             _ => None,
         };
         let rows_total = steps * batch;
@@ -231,7 +264,17 @@ impl Rnn {
             let width = self.input_width(layer);
             let input_rev = if d == 2 {
                 let mut rev = vec![0.0f32; rows_total * width];
-                plan.internal_columns(&layer_input, width, 0, width, true, &mut rev, width, 0, false);
+                plan.internal_columns(
+                    &layer_input,
+                    width,
+                    0,
+                    width,
+                    true,
+                    &mut rev,
+                    width,
+                    0,
+                    false,
+                );
                 rev
             } else {
                 Vec::new()
@@ -263,7 +306,11 @@ impl Rnn {
                 )
             };
             let directions = if d == 2 {
-                let (a, b) = if cfg.par.threads() > 1 { rayon::join(|| run(0), || run(1)) } else { (run(0), run(1)) };
+                let (a, b) = if cfg.par.threads() > 1 {
+                    rayon::join(|| run(0), || run(1))
+                } else {
+                    (run(0), run(1))
+                };
                 vec![a, b]
             } else {
                 vec![run(0)]
@@ -286,7 +333,17 @@ impl Rnn {
             } else {
                 let mut out = vec![0.0f32; rows_total * d * h];
                 for (dir, cache) in directions.iter().enumerate() {
-                    plan.internal_columns(&cache.h, h, 0, h, dir == 1, &mut out, d * h, dir * h, false);
+                    plan.internal_columns(
+                        &cache.h,
+                        h,
+                        0,
+                        h,
+                        dir == 1,
+                        &mut out,
+                        d * h,
+                        dir * h,
+                        false,
+                    );
                 }
                 if let Some(rng) = rng.as_mut() {
                     let mask = dropout_mask_internal(rng, &plan, d * h, cfg.dropout);
@@ -307,15 +364,26 @@ impl Rnn {
         for (dir, cache) in last.directions.iter().enumerate() {
             plan.scatter(&cache.h, h, dir == 1, &mut output, d * h, dir * h);
         }
-        Ok((RnnForward { output, state: final_state }, RnnCache { plan, layers }))
+        Ok((
+            RnnForward {
+                output,
+                state: final_state,
+            },
+            RnnCache { plan, layers },
+        ))
     }
 
     /// Forward without keeping what backward needs beyond the pass.
     ///
     /// # Errors
     /// As [`Rnn::forward`].
-    pub fn infer(&self, input: SeqBatch<'_>, initial: Option<&RnnState>) -> Result<RnnForward, RnnError> {
-        self.forward(input, initial, Mode::Inference).map(|(out, _)| out)
+    pub fn infer(
+        &self,
+        input: SeqBatch<'_>,
+        initial: Option<&RnnState>,
+    ) -> Result<RnnForward, RnnError> {
+        self.forward(input, initial, Mode::Inference)
+            .map(|(out, _)| out)
     }
 
     /// Backpropagation through time over the whole sequence of `cache`.
@@ -374,9 +442,12 @@ impl Rnn {
             }
             let (input, input_rev) = (&lc.input, &lc.input_rev);
             let (first, second) = lc.directions.split_at_mut(1);
-            let (grads_first, grads_second) = grads.directions[layer * d..layer * d + d].split_at_mut(1);
+            let (grads_first, grads_second) =
+                grads.directions[layer * d..layer * d + d].split_at_mut(1);
             let d_out_ref = &d_out;
-            let run = |dir: usize, cache: &mut DirectionCache, g: &mut super::params::DirectionParams| {
+            let run = |dir: usize,
+                       cache: &mut DirectionCache,
+                       g: &mut super::params::DirectionParams| {
                 let index = layer * d + dir;
                 let mut dy = vec![0.0f32; rows_total * h];
                 plan.internal_columns(d_out_ref, d * h, dir * h, h, dir == 1, &mut dy, h, 0, false);
@@ -412,7 +483,10 @@ impl Rnn {
                         || run(1, &mut second[0], &mut grads_second[0]),
                     )
                 } else {
-                    (run(0, &mut first[0], &mut grads_first[0]), run(1, &mut second[0], &mut grads_second[0]))
+                    (
+                        run(0, &mut first[0], &mut grads_first[0]),
+                        run(1, &mut second[0], &mut grads_second[0]),
+                    )
                 };
                 vec![a, b]
             } else {
@@ -431,13 +505,30 @@ impl Rnn {
             };
             store_state(0, &forward.dh0, &forward.dc0);
             if let Some(reverse) = results.next() {
-                plan.internal_columns(&reverse.dx, width, 0, width, true, &mut d_in, width, 0, true);
+                plan.internal_columns(
+                    &reverse.dx,
+                    width,
+                    0,
+                    width,
+                    true,
+                    &mut d_in,
+                    width,
+                    0,
+                    true,
+                );
                 store_state(1, &reverse.dh0, &reverse.dc0);
             }
             d_out = d_in;
         }
         let mut d_input = vec![0.0f32; rows_total * cfg.input_size];
-        plan.scatter(&d_out, cfg.input_size, false, &mut d_input, cfg.input_size, 0);
+        plan.scatter(
+            &d_out,
+            cfg.input_size,
+            false,
+            &mut d_input,
+            cfg.input_size,
+            0,
+        );
         Ok(RnnInputGrads { d_input, d_state })
     }
 }

@@ -47,13 +47,21 @@ impl RnnParams {
                 }
             })
             .collect();
-        RnnParams { directions, bidirectional: config.bidirectional }
+        RnnParams {
+            directions,
+            bidirectional: config.bidirectional,
+        }
     }
 
     /// Sets every value to 0 (backward accumulates, so gradients are cleared between steps).
     pub fn zero(&mut self) {
         for p in &mut self.directions {
-            for buffer in [&mut p.weight_ih, &mut p.weight_hh, &mut p.bias_ih, &mut p.bias_hh] {
+            for buffer in [
+                &mut p.weight_ih,
+                &mut p.weight_hh,
+                &mut p.bias_ih,
+                &mut p.bias_hh,
+            ] {
                 buffer.fill(0.0);
             }
         }
@@ -62,7 +70,11 @@ impl RnnParams {
     fn suffix(&self, index: usize) -> String {
         let d = if self.bidirectional { 2 } else { 1 };
         let (layer, direction) = (index / d, index % d);
-        if direction == 0 { format!("_l{layer}") } else { format!("_l{layer}_reverse") }
+        if direction == 0 {
+            format!("_l{layer}")
+        } else {
+            format!("_l{layer}_reverse")
+        }
     }
 
     /// `(name, values)` of every parameter in PyTorch's `state_dict` order, each name prefixed
@@ -107,14 +119,25 @@ impl RnnParams {
         let bare = name.strip_prefix("d_").unwrap_or(name);
         for index in 0..self.directions.len() {
             let s = self.suffix(index);
-            for (k, base) in ["weight_ih", "weight_hh", "bias_ih", "bias_hh"].iter().enumerate() {
-                if bare.len() == base.len() + s.len() && bare.starts_with(base) && bare.ends_with(&s) {
+            for (k, base) in ["weight_ih", "weight_hh", "bias_ih", "bias_hh"]
+                .iter()
+                .enumerate()
+            {
+                if bare.len() == base.len() + s.len()
+                    && bare.starts_with(base)
+                    && bare.ends_with(&s)
+                {
                     return Ok((index, k));
                 }
             }
         }
         Err(RnnError::UnknownParameter {
-            expected: self.named("").into_iter().map(|(n, _)| n).collect::<Vec<_>>().join(", "),
+            expected: self
+                .named("")
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect::<Vec<_>>()
+                .join(", "),
             found: name.to_string(),
         })
     }

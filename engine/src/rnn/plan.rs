@@ -45,7 +45,11 @@ pub(crate) struct Plan {
 /// Chunks for a batch of `batch` rows: `ceil(B/32)` chunks, but 2 once `B > 8`.
 pub(crate) fn chunk_count(batch: usize) -> usize {
     let by_size = batch.div_ceil(MAX_CHUNK_ROWS);
-    if batch > MIN_ROWS_TO_SPLIT { by_size.max(2) } else { by_size.max(1) }
+    if batch > MIN_ROWS_TO_SPLIT {
+        by_size.max(2)
+    } else {
+        by_size.max(1)
+    }
 }
 
 impl Plan {
@@ -65,7 +69,9 @@ impl Plan {
                         found: l.len(),
                     });
                 }
-                if let Some((row, &found)) = l.iter().enumerate().find(|(_, n)| **n == 0 || **n > steps) {
+                if let Some((row, &found)) =
+                    l.iter().enumerate().find(|(_, n)| **n == 0 || **n > steps)
+                {
                     return Err(RnnError::Length { row, steps, found });
                 }
                 l.to_vec()
@@ -82,12 +88,27 @@ impl Plan {
             .map(|start| {
                 let rows = per.min(batch - start);
                 let active = (0..steps)
-                    .map(|t| sorted[start..start + rows].iter().filter(|&&n| n > t).count())
+                    .map(|t| {
+                        sorted[start..start + rows]
+                            .iter()
+                            .filter(|&&n| n > t)
+                            .count()
+                    })
                     .collect();
-                Chunk { start, rows, active }
+                Chunk {
+                    start,
+                    rows,
+                    active,
+                }
             })
             .collect();
-        Ok(Plan { steps, batch, order, lengths: sorted, chunks })
+        Ok(Plan {
+            steps,
+            batch,
+            order,
+            lengths: sorted,
+            chunks,
+        })
     }
 
     /// The chunk holding sorted row `s`, and its index inside the chunk.
@@ -123,7 +144,15 @@ impl Plan {
 
     /// Internal `(T·B, width)` → columns `col0..col0+width` of a user `(T, B, ld)` tensor, undoing
     /// the reversal if `reverse`; steps past a row's length are set to zero.
-    pub fn scatter(&self, internal: &[f32], width: usize, reverse: bool, user: &mut [f32], ld: usize, col0: usize) {
+    pub fn scatter(
+        &self,
+        internal: &[f32],
+        width: usize,
+        reverse: bool,
+        user: &mut [f32],
+        ld: usize,
+        col0: usize,
+    ) {
         for s in 0..self.batch {
             let (user_row, len) = (self.order[s], self.lengths[s]);
             for t in 0..self.steps {
@@ -177,14 +206,16 @@ impl Plan {
     /// `(B, H)` state rows, user order → sorted order.
     pub fn gather_state(&self, user: &[f32], hidden: usize, out: &mut [f32]) {
         for (s, &row) in self.order.iter().enumerate() {
-            out[s * hidden..(s + 1) * hidden].copy_from_slice(&user[row * hidden..(row + 1) * hidden]);
+            out[s * hidden..(s + 1) * hidden]
+                .copy_from_slice(&user[row * hidden..(row + 1) * hidden]);
         }
     }
 
     /// `(B, H)` state rows, sorted order → user order.
     pub fn scatter_state(&self, sorted: &[f32], hidden: usize, out: &mut [f32]) {
         for (s, &row) in self.order.iter().enumerate() {
-            out[row * hidden..(row + 1) * hidden].copy_from_slice(&sorted[s * hidden..(s + 1) * hidden]);
+            out[row * hidden..(row + 1) * hidden]
+                .copy_from_slice(&sorted[s * hidden..(s + 1) * hidden]);
         }
     }
 }

@@ -6,7 +6,6 @@
 //! gate-interleaved panels ([`PackedRecurrent`]) and the fused step kernels ([`forward_step`],
 //! [`backward_step`]). The layout is drawn in `README.md` beside this file.
 
-mod act_standin;
 mod pack;
 mod step;
 

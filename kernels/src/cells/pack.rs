@@ -80,7 +80,13 @@ impl PackedRecurrent {
     /// # Panics
     /// If `w_hh` or `b_hh` has the wrong length or `hidden` is 0 (kernel API misuse: the engine
     /// checks user input before it gets here).
-    pub fn new(kind: CellKind, hidden: usize, w_hh: &[f32], b_hh: &[f32], purpose: PackFor) -> Self {
+    pub fn new(
+        kind: CellKind,
+        hidden: usize,
+        w_hh: &[f32],
+        b_hh: &[f32],
+        purpose: PackFor,
+    ) -> Self {
         Self::with_isa(Isa::active(), kind, hidden, w_hh, b_hh, purpose)
     }
 

@@ -28,7 +28,7 @@ use super::{CellKind, RnnActivation};
 use crate::simd::{Portable, Simd};
 use crate::{Isa, Par};
 
-use super::act_standin::{sigmoid_v, tanh_v};
+use crate::activations::{sigmoid_v, tanh_v};
 
 // ---------------------------------------------------------------------------------------------
 // Safe, shape-checked API
@@ -352,7 +352,13 @@ unsafe fn store_n<S: Simd>(p: *mut f32, v: S::V, n: usize) {
 /// `a` satisfies the shapes checked by [`forward_step`] and was packed with `U·LANES` units per
 /// panel and `NV = G·U`; the CPU runs `S`.
 #[inline(always)]
-unsafe fn forward_body<S: Simd, const CELL: u8, const MR: usize, const U: usize, const NV: usize>(
+unsafe fn forward_body<
+    S: Simd,
+    const CELL: u8,
+    const MR: usize,
+    const U: usize,
+    const NV: usize,
+>(
     a: &ForwardArgs,
     p0: usize,
     p1: usize,
@@ -388,7 +394,13 @@ unsafe fn forward_body<S: Simd, const CELL: u8, const MR: usize, const U: usize,
 /// # Safety
 /// As [`forward_body`]; rows `r0..r0+MR` exist.
 #[inline(always)]
-unsafe fn forward_epilogue<S: Simd, const CELL: u8, const MR: usize, const U: usize, const NV: usize>(
+unsafe fn forward_epilogue<
+    S: Simd,
+    const CELL: u8,
+    const MR: usize,
+    const U: usize,
+    const NV: usize,
+>(
     acc: &[[S::V; NV]; MR],
     a: &ForwardArgs,
     r0: usize,
@@ -413,7 +425,8 @@ unsafe fn forward_epilogue<S: Simd, const CELL: u8, const MR: usize, const U: us
                         let i = sigmoid_v::<S>(S::add(acc[u], load_n::<S>(x, n)));
                         let f = sigmoid_v::<S>(S::add(acc[U + u], load_n::<S>(x.add(h), n)));
                         let g = tanh_v::<S>(S::add(acc[2 * U + u], load_n::<S>(x.add(2 * h), n)));
-                        let o = sigmoid_v::<S>(S::add(acc[3 * U + u], load_n::<S>(x.add(3 * h), n)));
+                        let o =
+                            sigmoid_v::<S>(S::add(acc[3 * U + u], load_n::<S>(x.add(3 * h), n)));
                         let c_prev = load_n::<S>(a.c_prev.add(row * h + j), n);
                         let c = S::fma(f, c_prev, S::mul(i, g));
                         let hv = S::mul(o, tanh_v::<S>(c));
@@ -653,7 +666,12 @@ mod x86 {
     /// # Safety
     /// As [`forward_body`]; the CPU has AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn forward_avx2<const CELL: u8, const MR: usize, const U: usize, const NV: usize>(
+    pub(super) unsafe fn forward_avx2<
+        const CELL: u8,
+        const MR: usize,
+        const U: usize,
+        const NV: usize,
+    >(
         a: &ForwardArgs,
         p0: usize,
         p1: usize,
@@ -665,7 +683,12 @@ mod x86 {
     /// # Safety
     /// As [`forward_body`]; the CPU has AVX-512F/BW/VL.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-    pub(super) unsafe fn forward_avx512<const CELL: u8, const MR: usize, const U: usize, const NV: usize>(
+    pub(super) unsafe fn forward_avx512<
+        const CELL: u8,
+        const MR: usize,
+        const U: usize,
+        const NV: usize,
+    >(
         a: &ForwardArgs,
         p0: usize,
         p1: usize,
@@ -725,19 +748,27 @@ fn forward_kernel(isa: Isa, kind: CellKind) -> ForwardKernel {
     use RnnActivation::{Relu, Tanh};
     match (isa, kind) {
         #[cfg(target_arch = "x86_64")]
-        (Isa::Avx2, Lstm) => x86::forward_avx2::<LSTM, { LSTM_8.0 }, { LSTM_8.1 }, { 4 * LSTM_8.1 }>,
+        (Isa::Avx2, Lstm) => {
+            x86::forward_avx2::<LSTM, { LSTM_8.0 }, { LSTM_8.1 }, { 4 * LSTM_8.1 }>
+        }
         #[cfg(target_arch = "x86_64")]
         (Isa::Avx2, Gru) => x86::forward_avx2::<GRU, { GRU_8.0 }, { GRU_8.1 }, { 3 * GRU_8.1 }>,
         #[cfg(target_arch = "x86_64")]
-        (Isa::Avx2, Rnn(Tanh)) => x86::forward_avx2::<RNN_TANH, { RNN_8.0 }, { RNN_8.1 }, { RNN_8.1 }>,
+        (Isa::Avx2, Rnn(Tanh)) => {
+            x86::forward_avx2::<RNN_TANH, { RNN_8.0 }, { RNN_8.1 }, { RNN_8.1 }>
+        }
         #[cfg(target_arch = "x86_64")]
-        (Isa::Avx2, Rnn(Relu)) => x86::forward_avx2::<RNN_RELU, { RNN_8.0 }, { RNN_8.1 }, { RNN_8.1 }>,
+        (Isa::Avx2, Rnn(Relu)) => {
+            x86::forward_avx2::<RNN_RELU, { RNN_8.0 }, { RNN_8.1 }, { RNN_8.1 }>
+        }
         #[cfg(target_arch = "x86_64")]
         (Isa::Avx512, Lstm) => {
             x86::forward_avx512::<LSTM, { LSTM_16.0 }, { LSTM_16.1 }, { 4 * LSTM_16.1 }>
         }
         #[cfg(target_arch = "x86_64")]
-        (Isa::Avx512, Gru) => x86::forward_avx512::<GRU, { GRU_16.0 }, { GRU_16.1 }, { 3 * GRU_16.1 }>,
+        (Isa::Avx512, Gru) => {
+            x86::forward_avx512::<GRU, { GRU_16.0 }, { GRU_16.1 }, { 3 * GRU_16.1 }>
+        }
         #[cfg(target_arch = "x86_64")]
         (Isa::Avx512, Rnn(Tanh)) => {
             x86::forward_avx512::<RNN_TANH, { RNN_16.0 }, { RNN_16.1 }, { RNN_16.1 }>
@@ -775,13 +806,22 @@ fn backward_kernels(isa: Isa, kind: CellKind) -> (GatesKernel, MatmulKernel) {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => {
             use x86::gates_avx2;
-            (by_cell!(gates_avx2), x86::matmul_avx2::<{ BWD_8.0 }, { BWD_8.1 }>)
+            (
+                by_cell!(gates_avx2),
+                x86::matmul_avx2::<{ BWD_8.0 }, { BWD_8.1 }>,
+            )
         }
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => {
             use x86::gates_avx512;
-            (by_cell!(gates_avx512), x86::matmul_avx512::<{ BWD_16.0 }, { BWD_16.1 }>)
+            (
+                by_cell!(gates_avx512),
+                x86::matmul_avx512::<{ BWD_16.0 }, { BWD_16.1 }>,
+            )
         }
-        _ => (by_cell!(gates_portable), matmul_portable::<{ BWD_8.0 }, { BWD_8.1 }>),
+        _ => (
+            by_cell!(gates_portable),
+            matmul_portable::<{ BWD_8.0 }, { BWD_8.1 }>,
+        ),
     }
 }

@@ -47,7 +47,11 @@ fn naive_forward(
     };
     for b in 0..rows {
         let u: Vec<f64> = (0..g * hid)
-            .map(|m| (0..hid).map(|k| w_hh[m * hid + k] as f64 * h_prev[b * hid + k] as f64).sum())
+            .map(|m| {
+                (0..hid)
+                    .map(|k| w_hh[m * hid + k] as f64 * h_prev[b * hid + k] as f64)
+                    .sum()
+            })
             .collect();
         let a = |m: usize| xp[b * g * hid + m] as f64;
         for j in 0..hid {
@@ -122,7 +126,8 @@ fn forward_step_matches_naive_on_every_isa() {
                 let h_prev = values(rows * hid, 4);
                 let c_prev = values(rows * hid, 5);
                 let want = naive_forward(kind, hid, rows, &w_hh, &b_hh, &xp, &h_prev, &c_prev);
-                let packed = PackedRecurrent::with_isa(isa, kind, hid, &w_hh, &b_hh, PackFor::Inference);
+                let packed =
+                    PackedRecurrent::with_isa(isa, kind, hid, &w_hh, &b_hh, PackFor::Inference);
                 for par in [Par::Seq, Par::Rayon(2)] {
                     let mut gates = xp.clone();
                     let mut h = vec![f32::NAN; rows * hid];
@@ -194,7 +199,8 @@ fn backward_step_matches_finite_differences_on_every_isa() {
                     }
                     l
                 };
-                let packed = PackedRecurrent::with_isa(isa, kind, hid, &w_hh, &b_hh, PackFor::Training);
+                let packed =
+                    PackedRecurrent::with_isa(isa, kind, hid, &w_hh, &b_hh, PackFor::Training);
                 for par in [Par::Seq, Par::Rayon(2)] {
                     let mut gates = xp.clone();
                     let mut h = vec![0.0; rows * hid];
@@ -239,14 +245,22 @@ fn backward_step_matches_finite_differences_on_every_isa() {
                         let mut m = h_prev.clone();
                         m[i] -= eps;
                         let fd = (loss(&p, &c_prev) - loss(&m, &c_prev)) / (2.0 * eps as f64);
-                        assert!((dh[i] as f64 - fd).abs() < 2e-3 * (1.0 + fd.abs()), "{tag} dh[{i}]: {} vs {fd}", dh[i]);
+                        assert!(
+                            (dh[i] as f64 - fd).abs() < 2e-3 * (1.0 + fd.abs()),
+                            "{tag} dh[{i}]: {} vs {fd}",
+                            dh[i]
+                        );
                         if lstm {
                             let mut p = c_prev.clone();
                             p[i] += eps;
                             let mut m = c_prev.clone();
                             m[i] -= eps;
                             let fd = (loss(&h_prev, &p) - loss(&h_prev, &m)) / (2.0 * eps as f64);
-                            assert!((dc[i] as f64 - fd).abs() < 2e-3 * (1.0 + fd.abs()), "{tag} dc[{i}]: {} vs {fd}", dc[i]);
+                            assert!(
+                                (dc[i] as f64 - fd).abs() < 2e-3 * (1.0 + fd.abs()),
+                                "{tag} dc[{i}]: {} vs {fd}",
+                                dc[i]
+                            );
                         }
                     }
                 }
