@@ -115,6 +115,7 @@ pub(crate) fn forward_direction(
         row.copy_from_slice(&bias);
     }
     gemm(
+        isa,
         par,
         1.0,
         View::row_major(x, rows_total, input),
@@ -231,6 +232,7 @@ pub(crate) fn backward_direction(
     dh_n: Vec<f32>,
     dc_n: Vec<f32>,
     grads: &mut DirectionParams,
+    isa: Isa,
     par: Par,
 ) -> DirectionInputGrads {
     let (g, h) = (cell.gates(), hidden);
@@ -310,7 +312,7 @@ pub(crate) fn backward_direction(
                 } else {
                     &h_chunk[at - rows * h..][..n * h]
                 };
-                let c_prev = if t == 0 { &c0[..] } else { &c_chunk[..] };
+                let c_prev = if t == 0 { c0 } else { c_chunk };
                 backward_step(
                     packed,
                     BackwardStep {
@@ -357,9 +359,10 @@ pub(crate) fn backward_direction(
         let delta_rz = View::strided(gates, rows_total, 2 * h, gh);
         let delta_n = View::row_major(&cache.hn, rows_total, h);
         let xv = View::row_major(x, rows_total, input);
-        gemm(par, 1.0, delta_rz.t(), xv, 1.0, d_rz, input);
-        gemm(par, 1.0, delta_n.t(), xv, 1.0, d_n, input);
+        gemm(isa, par, 1.0, delta_rz.t(), xv, 1.0, d_rz, input);
+        gemm(isa, par, 1.0, delta_n.t(), xv, 1.0, d_n, input);
         gemm(
+            isa,
             par,
             1.0,
             delta_rz,
@@ -369,6 +372,7 @@ pub(crate) fn backward_direction(
             input,
         );
         gemm(
+            isa,
             par,
             1.0,
             delta_n,
@@ -380,6 +384,7 @@ pub(crate) fn backward_direction(
     } else {
         let delta = View::row_major(gates, rows_total, gh);
         gemm(
+            isa,
             par,
             1.0,
             delta.t(),
@@ -389,6 +394,7 @@ pub(crate) fn backward_direction(
             input,
         );
         gemm(
+            isa,
             par,
             1.0,
             delta,
@@ -404,7 +410,7 @@ pub(crate) fn backward_direction(
         let rows = chunk.rows;
         let first = View::row_major(&gates[base * gh..(base + rows) * gh], rows, gh);
         let h0 = View::row_major(chunk_rows(&cache.h0, chunk, h), rows, h);
-        gemm(par, 1.0, first.t(), h0, 1.0, &mut grads.weight_hh, h);
+        gemm(isa, par, 1.0, first.t(), h0, 1.0, &mut grads.weight_hh, h);
         if steps > 1 {
             let later = (steps - 1) * rows;
             let delta = View::row_major(
@@ -413,7 +419,16 @@ pub(crate) fn backward_direction(
                 gh,
             );
             let h_prev = View::row_major(&cache.h[base * h..(base + later) * h], later, h);
-            gemm(par, 1.0, delta.t(), h_prev, 1.0, &mut grads.weight_hh, h);
+            gemm(
+                isa,
+                par,
+                1.0,
+                delta.t(),
+                h_prev,
+                1.0,
+                &mut grads.weight_hh,
+                h,
+            );
         }
     }
     // Bias gradients: column sums in row order (fixed, so deterministic).

@@ -1,8 +1,9 @@
 //! The sequence-level matrix products of the recurrent layers, as one call shape.
 //!
-//! STAND-IN until `recur_kernels::gemm::sgemm` lands: plain loops with the same contract.
+//! A thin adapter over [`recur_kernels::gemm::sgemm_with_isa`] with slice-and-stride views.
 
-use recur_kernels::Par;
+use recur_kernels::gemm::{MatMut, MatRef, sgemm_with_isa};
+use recur_kernels::{Isa, Par};
 
 /// A strided read-only matrix: element `(i, j)` is `data[i·rs + j·cs]`.
 #[derive(Clone, Copy, Debug)]
@@ -50,8 +51,9 @@ impl<'a> View<'a> {
 }
 
 /// `C ← α·A·B + β·C` for row-major `C` `(A.rows, B.cols)` with row stride `ldc`; `β = 0` never
-/// reads `C`.
+/// reads `C`. The k reduction is never split across threads (bit-identical for every `par`).
 pub(crate) fn gemm(
+    isa: Isa,
     par: Par,
     alpha: f32,
     a: View<'_>,
@@ -60,25 +62,20 @@ pub(crate) fn gemm(
     c: &mut [f32],
     ldc: usize,
 ) {
-    let _ = par;
-    assert_eq!(a.cols, b.rows, "gemm: inner dimensions");
-    let (m, n, k) = (a.rows, b.cols, a.cols);
-    let mut row = vec![0.0f32; n];
-    for i in 0..m {
-        row.iter_mut().for_each(|v| *v = 0.0);
-        for p in 0..k {
-            let aip = a.data[i * a.rs + p * a.cs];
-            for (j, v) in row.iter_mut().enumerate() {
-                *v += aip * b.data[p * b.rs + j * b.cs];
-            }
-        }
-        let out = &mut c[i * ldc..i * ldc + n];
-        for (o, v) in out.iter_mut().zip(&row) {
-            *o = if beta == 0.0 {
-                alpha * v
-            } else {
-                alpha * v + beta * *o
-            };
-        }
-    }
+    let (m, n) = (a.rows, b.cols);
+    sgemm_with_isa(
+        isa.clamp_to_host(),
+        par,
+        alpha,
+        MatRef::new(a.data, a.rows, a.cols, a.rs, a.cs),
+        MatRef::new(b.data, b.rows, b.cols, b.rs, b.cs),
+        beta,
+        MatMut::new(
+            &mut c[..if m == 0 { 0 } else { (m - 1) * ldc + n }],
+            m,
+            n,
+            ldc,
+            1,
+        ),
+    );
 }

@@ -473,6 +473,7 @@ impl Rnn {
                     dh_n,
                     dc_n,
                     g,
+                    cfg.isa,
                     cfg.par,
                 )
             };

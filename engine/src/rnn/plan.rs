@@ -235,7 +235,7 @@ mod tests {
         let covered: usize = plan.chunks.iter().map(|c| c.rows).sum();
         assert_eq!(covered, 13);
         assert!(plan.lengths.windows(2).all(|w| w[0] >= w[1]));
-        let mut seen = vec![false; 4 * 13];
+        let mut seen = [false; 4 * 13];
         for t in 0..4 {
             for s in 0..13 {
                 seen[plan.row(t, s)] = true;
