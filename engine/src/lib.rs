@@ -5,6 +5,7 @@
 
 pub mod checkpoint;
 pub mod model;
+pub mod optim;
 
 pub use recur_kernels as kernels;
 
