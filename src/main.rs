@@ -1,24 +1,9 @@
-//! The `recur` command line.
+//! The `recur` command line (see `src/cli/` and `recur --help`).
 
-use clap::{Parser, Subcommand};
+#![forbid(unsafe_code)]
 
-/// Train and sample recurrent language models on text, fast, on the CPU.
-#[derive(Debug, Parser)]
-#[command(name = "recur", version, about, long_about = None)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Print the instruction-set path the kernels use on this CPU.
-    Isa,
-}
+mod cli;
 
 fn main() {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Isa => println!("{}", recur::kernels::Isa::active()),
-    }
+    std::process::exit(cli::main_with_args(std::env::args_os()));
 }

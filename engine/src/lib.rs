@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod checkpoint;
+pub mod data;
 pub mod model;
 pub mod optim;
 

@@ -4,6 +4,7 @@
 //! - [`gemm`]: BLIS-style packed SGEMM with register micro-kernels per ISA and a pre-packed
 //!   operand API for weights that are multiplied many times.
 //! - [`activations`]: vectorised exp, sigmoid and tanh with a tested error bound.
+//! - [`mmap`]: the safe read-only file map the engine uses for corpora and token caches.
 //! - [`softmax`]: fused, numerically stable softmax + cross-entropy (loss and d(logits) in one pass).
 //!
 //! Every kernel has a plain reference implementation beside it (always compiled, public) that
@@ -13,6 +14,7 @@ pub mod activations;
 pub mod cells;
 pub mod gemm;
 pub mod isa;
+pub mod mmap;
 pub mod par;
 pub mod simd;
 pub mod softmax;

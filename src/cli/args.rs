@@ -1,0 +1,355 @@
+//! The command-line surface (clap derive). Every value parser here rejects out-of-range values
+//! with a message naming what was expected; cross-flag rules live in [`super::config`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Train and sample recurrent language models on text, fast, on the CPU.
+#[derive(Debug, Parser)]
+#[command(
+    name = "recur",
+    version,
+    about,
+    long_about = None,
+    after_help = "Examples:\n  \
+        recur train                       # experiment 1: SimpleRNN(128) on Alice, characters\n  \
+        recur train --task word           # experiment 2: Embedding(100) + LSTM(150) on Sherlock, words\n  \
+        recur generate --checkpoint runs/char-alice --prime \"alice was\" --length 200\n  \
+        recur eval --checkpoint runs/char-alice --corpus held-out.txt\n  \
+        recur isa                         # which SIMD path the kernels use"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a character- or word-level language model on a text corpus.
+    Train(Box<TrainArgs>),
+    /// Sample text from a trained checkpoint.
+    Generate(GenerateArgs),
+    /// Evaluate a checkpoint on a text: loss, perplexity, bits per character, accuracy.
+    Eval(EvalArgs),
+    /// Print the instruction-set path the kernels use on this CPU.
+    Isa,
+}
+
+/// Character or word model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TaskArg {
+    /// One token per character (experiment 1).
+    Char,
+    /// Keras-style word tokens (experiment 2).
+    Word,
+}
+
+/// Recurrent cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModelArg {
+    /// SimpleRNN (Elman) with tanh.
+    Rnn,
+    /// LSTM (gates i, f, g, o).
+    Lstm,
+    /// GRU (linear-before-reset, as PyTorch and cuDNN).
+    Gru,
+}
+
+/// Optimiser.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OptimizerArg {
+    Sgd,
+    Rmsprop,
+    Adam,
+}
+
+/// How samples are cut from the token stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DatasetArg {
+    /// Sliding windows of --seq-length, label = next token (the character experiment).
+    Windows,
+    /// Every prefix of every line, left-padded, label = last word (the word experiment).
+    LinePrefixes,
+    /// Contiguous streams, truncated BPTT with state carried between chunks (char-rnn).
+    Stream,
+}
+
+/// `recur train`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Defaults depend on --task: `char` reproduces experiment 1 (alice, SimpleRNN 128, \
+                  one-hot input, windows of 10, batch 128, RMSprop lr 0.001, 25 epochs); `word` \
+                  reproduces experiment 2 (sherlock, Embedding 100, LSTM 150, line prefixes, \
+                  batch 32, Adam lr 0.001).\n\n\
+                  Named corpora (alice, sherlock) are looked up in $RECUR_DATA, ./data and \
+                  ../shared/data; any other --corpus value is a file path (write ./alice for a \
+                  file called alice).\n\n\
+                  Examples:\n  \
+                  recur train\n  \
+                  recur train --task word\n  \
+                  recur train --corpus input.txt --model lstm --rnn-size 512 --num-layers 2 \\\n      \
+                  --dataset stream --seq-length 50 --batch-size 50 --learning-rate 2e-3 \\\n      \
+                  --grad-clip 5 --val-frac 0.05 --checkpoint-dir runs/shakespeare\n  \
+                  recur train --checkpoint-dir runs/shakespeare --resume"
+)]
+pub struct TrainArgs {
+    /// Character or word model.
+    #[arg(long, value_enum, default_value_t = TaskArg::Char)]
+    pub task: TaskArg,
+
+    /// Text file, or a named corpus: alice, sherlock [default: alice (char), sherlock (word)].
+    #[arg(long, value_name = "PATH|NAME")]
+    pub corpus: Option<String>,
+
+    /// Recurrent cell [default: rnn (char), lstm (word)].
+    #[arg(long, value_enum)]
+    pub model: Option<ModelArg>,
+
+    /// Hidden units per layer [default: 128 (char), 150 (word)].
+    #[arg(long, value_name = "N", allow_negative_numbers = true,
+          value_parser = positive_usize)]
+    pub rnn_size: Option<usize>,
+
+    /// Stacked recurrent layers.
+    #[arg(long, value_name = "N", default_value_t = 1, allow_negative_numbers = true,
+          value_parser = positive_usize)]
+    pub num_layers: usize,
+
+    /// Embedding width; without it characters are one-hot [default: none (char), 100 (word)].
+    #[arg(long, value_name = "N", allow_negative_numbers = true,
+          value_parser = positive_usize)]
+    pub embedding_size: Option<usize>,
+
+    /// How samples are cut [default: windows (char), line-prefixes (word)].
+    #[arg(long, value_enum)]
+    pub dataset: Option<DatasetArg>,
+
+    /// Steps per sequence [default: 10 for windows, 50 for stream; line prefixes: longest line − 1,
+    /// and a given value caps it].
+    #[arg(long, value_name = "T", allow_negative_numbers = true,
+          value_parser = positive_usize)]
+    pub seq_length: Option<usize>,
+
+    /// Sequences per minibatch [default: 128 (char), 32 (word)].
+    #[arg(long, value_name = "B", allow_negative_numbers = true,
+          value_parser = positive_usize)]
+    pub batch_size: Option<usize>,
+
+    /// Optimiser [default: rmsprop (char), adam (word)].
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerArg>,
+
+    /// Learning rate (> 0).
+    #[arg(long, value_name = "LR", default_value_t = 0.001, allow_negative_numbers = true,
+          value_parser = positive_f32)]
+    pub learning_rate: f32,
+
+    /// Clamp every gradient element to [−V, V] (char-rnn's grad_clip).
+    #[arg(long, value_name = "V", allow_negative_numbers = true, value_parser = positive_f32)]
+    pub grad_clip: Option<f32>,
+
+    /// Rescale gradients whose global L2 norm exceeds N.
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = positive_f32)]
+    pub clip_norm: Option<f32>,
+
+    /// Dropout probability on the outputs of the recurrent layers, in [0, 1).
+    #[arg(long, value_name = "P", default_value_t = 0.0, allow_negative_numbers = true,
+          value_parser = dropout_fraction)]
+    pub dropout: f32,
+
+    /// Passes over the training data.
+    #[arg(long, value_name = "N", default_value_t = 25, allow_negative_numbers = true,
+          value_parser = positive_usize)]
+    pub max_epochs: usize,
+
+    /// Seed of initialisation, shuffling and dropout (same seed, same result).
+    #[arg(long, default_value_t = 123)]
+    pub seed: u64,
+
+    /// Worker threads [default: all cores].
+    #[arg(long, value_name = "N", allow_negative_numbers = true,
+          value_parser = positive_usize)]
+    pub threads: Option<usize>,
+
+    /// Run directory: checkpoints, metrics, token cache [default: runs/<task>-<corpus name>].
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint_dir: Option<PathBuf>,
+
+    /// Continue from the last checkpoint in --checkpoint-dir.
+    #[arg(long)]
+    pub resume: bool,
+
+    /// Keep only the N most frequent ids, padding and <unk> included (word task; rarer words
+    /// become <unk>).
+    #[arg(long, value_name = "N", allow_negative_numbers = true,
+          value_parser = positive_usize)]
+    pub max_vocab: Option<usize>,
+
+    /// Drop non-ASCII bytes (no UTF-8 needed) [default: true (char), false (word)].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true",
+          require_equals = true)]
+    pub ascii_only: Option<bool>,
+
+    /// Lower-case the text.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true",
+          require_equals = true, default_value_t = true)]
+    pub lowercase: bool,
+
+    /// Keep line breaks and spacing (char task) instead of the seed's strip-and-join.
+    #[arg(long)]
+    pub keep_lines: bool,
+
+    /// Hold out the last fraction of the data for validation, in [0, 1).
+    #[arg(long, value_name = "F", default_value_t = 0.0, allow_negative_numbers = true,
+          value_parser = unit_fraction)]
+    pub val_frac: f64,
+}
+
+/// `recur generate`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    recur generate --checkpoint runs/char-alice --greedy --length 100\n  \
+    recur generate --checkpoint runs/word-sherlock --prime \"I will close the door if\" --length 7 --greedy\n  \
+    recur generate --checkpoint runs/char-alice --temperature 0.8 --top-p 0.95 --seed 7")]
+pub struct GenerateArgs {
+    /// Run directory of a trained model.
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint: PathBuf,
+
+    /// Text to start from (symbols outside the vocabulary are reported and skipped).
+    #[arg(long, value_name = "TEXT")]
+    pub prime: Option<String>,
+
+    /// Tokens to generate.
+    #[arg(long, value_name = "N", default_value_t = 100, allow_negative_numbers = true,
+          value_parser = positive_usize)]
+    pub length: usize,
+
+    /// Always take the most likely token (arg-max), as the seed experiments do.
+    #[arg(long, conflicts_with_all = ["temperature", "top_k", "top_p"])]
+    pub greedy: bool,
+
+    /// Softmax temperature (> 0; below 1 is more conservative).
+    #[arg(long, value_name = "T", default_value_t = 1.0, allow_negative_numbers = true,
+          value_parser = positive_f32)]
+    pub temperature: f32,
+
+    /// Sample only among the K most likely tokens.
+    #[arg(long, value_name = "K", allow_negative_numbers = true,
+          value_parser = positive_usize)]
+    pub top_k: Option<usize>,
+
+    /// Sample only among the most likely tokens whose probabilities sum to P, in (0, 1].
+    #[arg(long, value_name = "P", allow_negative_numbers = true, value_parser = top_p_fraction)]
+    pub top_p: Option<f32>,
+
+    /// Sampling seed.
+    #[arg(long, default_value_t = 123)]
+    pub seed: u64,
+}
+
+/// `recur eval`.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  recur eval --checkpoint runs/char-alice --corpus held-out.txt")]
+pub struct EvalArgs {
+    /// Run directory of a trained model.
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint: PathBuf,
+
+    /// Text to evaluate on: a file, or a named corpus (alice, sherlock).
+    #[arg(long, value_name = "PATH|NAME")]
+    pub corpus: String,
+
+    /// Sequences per minibatch.
+    #[arg(long, value_name = "B", default_value_t = 128, allow_negative_numbers = true,
+          value_parser = positive_usize)]
+    pub batch_size: usize,
+}
+
+/// A whole number ≥ 1.
+pub fn positive_usize(s: &str) -> Result<usize, String> {
+    let v: usize = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected a positive whole number, found {s:?}"))?;
+    if v == 0 {
+        return Err("expected a positive whole number, found 0".into());
+    }
+    Ok(v)
+}
+
+fn parse_f64(s: &str) -> Result<f64, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("expected a number, found {s:?}"))
+}
+
+/// A finite number > 0.
+pub fn positive_f32(s: &str) -> Result<f32, String> {
+    let v = parse_f64(s)?;
+    if !v.is_finite() || v <= 0.0 {
+        return Err(format!("expected a finite number > 0, found {s}"));
+    }
+    let v32 = v as f32;
+    if v32 == 0.0 || !v32.is_finite() {
+        return Err(format!("expected a number representable in f32, found {s}"));
+    }
+    Ok(v32)
+}
+
+/// A fraction in [0, 1).
+pub fn unit_fraction(s: &str) -> Result<f64, String> {
+    let v = parse_f64(s)?;
+    if !(0.0..1.0).contains(&v) {
+        return Err(format!("expected a fraction in [0, 1), found {s}"));
+    }
+    Ok(v)
+}
+
+/// A dropout probability in [0, 1).
+pub fn dropout_fraction(s: &str) -> Result<f32, String> {
+    unit_fraction(s).map(|v| v as f32)
+}
+
+/// A nucleus mass in (0, 1].
+pub fn top_p_fraction(s: &str) -> Result<f32, String> {
+    let v = parse_f64(s)?;
+    if !(v > 0.0 && v <= 1.0) {
+        return Err(format!("expected a probability in (0, 1], found {s}"));
+    }
+    Ok(v as f32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_parsers_reject_out_of_range_values() {
+        assert_eq!(positive_usize("3"), Ok(3));
+        assert!(positive_usize("0").unwrap_err().contains("found 0"));
+        assert!(positive_usize("-1").is_err());
+        assert!(positive_usize("x").is_err());
+        assert_eq!(positive_f32("1e-3"), Ok(0.001));
+        for bad in [
+            "0", "-0.1", "nan", "NaN", "inf", "-inf", "1e-50", "1e50", "",
+        ] {
+            assert!(positive_f32(bad).is_err(), "{bad}");
+        }
+        assert_eq!(unit_fraction("0"), Ok(0.0));
+        assert!(unit_fraction("1").is_err());
+        assert!(unit_fraction("-0.1").is_err());
+        assert!(unit_fraction("nan").is_err());
+        assert_eq!(top_p_fraction("1"), Ok(1.0));
+        assert!(top_p_fraction("0").is_err());
+        assert!(top_p_fraction("1.01").is_err());
+        assert!(top_p_fraction("nan").is_err());
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
