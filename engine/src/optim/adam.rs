@@ -15,54 +15,71 @@
 //! The Keras form equals the PyTorch one with `ε = ε̂/√(1 − β₂ᵗ)`: at `t = 1` with β₂ = 0.999
 //! that is ≈ 31.6·ε̂, tending to ε̂ as `t` grows.
 
-use super::{Convention, ParamState, WeightDecay, effective_gradient};
+use super::{Convention, Decay, Slices};
 
-/// One Adam step over one parameter tensor; `t` is the 1-based step number.
-pub(crate) fn adam_update(
-    beta1: f32,
-    beta2: f32,
-    epsilon: f32,
-    convention: Convention,
-    t: u64,
-    lr: f32,
-    decay: WeightDecay,
-    value: &mut [f32],
-    grad: &[f32],
-    state: &mut ParamState,
-) {
-    let len = value.len();
-    if state.mean.is_empty() {
-        state.mean = vec![0.0; len];
-        state.mean_square = vec![0.0; len];
+/// Adam's per-step scalars.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Adam {
+    pub beta1: f32,
+    pub beta2: f32,
+    pub epsilon: f32,
+    pub convention: Convention,
+    /// PyTorch: `lr/(1 − β₁ᵗ)`; Keras: `α = lr·√(1 − β₂ᵗ)/(1 − β₁ᵗ)`
+    pub step_size: f32,
+    /// PyTorch: `√(1 − β₂ᵗ)`; unused by Keras
+    pub correction2_sqrt: f32,
+}
+
+impl Adam {
+    /// Resolves the bias corrections of the 1-based step `t`, in f64 (PyTorch computes them as
+    /// Python floats; Keras in f32, a rounding-level difference).
+    pub fn at_step(
+        beta1: f32,
+        beta2: f32,
+        epsilon: f32,
+        convention: Convention,
+        lr: f32,
+        t: u64,
+    ) -> Self {
+        let power = i32::try_from(t).unwrap_or(i32::MAX);
+        let correction1 = 1.0 - f64::from(beta1).powi(power);
+        let correction2 = 1.0 - f64::from(beta2).powi(power);
+        let step_size = match convention {
+            Convention::PyTorch => f64::from(lr) / correction1,
+            Convention::Keras => f64::from(lr) * correction2.sqrt() / correction1,
+        };
+        Adam {
+            beta1,
+            beta2,
+            epsilon,
+            convention,
+            step_size: step_size as f32,
+            correction2_sqrt: correction2.sqrt() as f32,
+        }
     }
-    // bias corrections in f64 (PyTorch computes them as Python floats; Keras in f32, a
-    // rounding-level difference)
-    let power = i32::try_from(t).unwrap_or(i32::MAX);
-    let correction1 = 1.0 - f64::from(beta1).powi(power);
-    let correction2 = 1.0 - f64::from(beta2).powi(power);
-    match convention {
+}
+
+/// Adam over one chunk of one parameter tensor (`mean` = m, `mean_square` = v).
+pub(crate) fn adam_update(p: Adam, decay: Decay, s: Slices<'_>) {
+    let (beta1, beta2, epsilon) = (p.beta1, p.beta2, p.epsilon);
+    let moments = s.mean.iter_mut().zip(s.mean_square.iter_mut());
+    let all = s.value.iter_mut().zip(s.grad).zip(moments);
+    match p.convention {
         Convention::PyTorch => {
-            let step_size = (f64::from(lr) / correction1) as f32;
-            let correction2_sqrt = correction2.sqrt() as f32;
-            for i in 0..len {
-                let theta = &mut value[i];
-                let g = effective_gradient(decay, lr, theta, grad[i]);
-                let (m, v) = (&mut state.mean[i], &mut state.mean_square[i]);
+            for ((theta, &g), (m, v)) in all {
+                let g = decay.apply(theta, g);
                 *m = beta1 * *m + (1.0 - beta1) * g;
                 *v = beta2 * *v + (1.0 - beta2) * g * g;
-                let denominator = v.sqrt() / correction2_sqrt + epsilon;
-                *theta -= step_size * *m / denominator;
+                let denominator = v.sqrt() / p.correction2_sqrt + epsilon;
+                *theta -= p.step_size * *m / denominator;
             }
         }
         Convention::Keras => {
-            let alpha = (f64::from(lr) * correction2.sqrt() / correction1) as f32;
-            for i in 0..len {
-                let theta = &mut value[i];
-                let g = effective_gradient(decay, lr, theta, grad[i]);
-                let (m, v) = (&mut state.mean[i], &mut state.mean_square[i]);
+            for ((theta, &g), (m, v)) in all {
+                let g = decay.apply(theta, g);
                 *m += (g - *m) * (1.0 - beta1);
                 *v += (g * g - *v) * (1.0 - beta2);
-                *theta -= *m * alpha / (v.sqrt() + epsilon);
+                *theta -= *m * p.step_size / (v.sqrt() + epsilon);
             }
         }
     }

@@ -41,6 +41,8 @@ pub mod sgd;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use rayon::prelude::*;
+use recur_kernels::Par;
 use serde::{Deserialize, Serialize};
 
 pub use clip::{GradClip, clip_by_global_norm, clip_by_value, global_norm};
@@ -502,14 +504,66 @@ impl Optimizer {
             .learning_rate(self.config.learning_rate, self.state.steps)
     }
 
-    /// Updates every parameter in place from its gradient, in the order given, and counts one
-    /// step. Parameters not handed over keep their state untouched.
+    /// Updates every parameter in place from its gradient and counts one step, on the calling
+    /// thread. Parameters not handed over keep their state untouched.
     ///
     /// Nothing is changed if any check fails: gradient lengths, duplicate names, and state
     /// buffers whose length disagrees with their parameter.
     pub fn step(&mut self, params: &mut [Param<'_>]) -> Result<(), OptimError> {
-        let mut seen = BTreeSet::new();
+        self.step_par(params, Par::Seq)
+    }
+
+    /// [`Optimizer::step`], with the element-wise update split into chunks of
+    /// [`UPDATE_CHUNK`] elements run on the current rayon pool under [`Par::Rayon`]. Each
+    /// element's update reads and writes only that element, so the result is bit-identical for
+    /// every `par`.
+    pub fn step_par(&mut self, params: &mut [Param<'_>], par: Par) -> Result<(), OptimError> {
+        self.check(params)?;
+        let rule = self.rule();
+        // make sure every parameter has the buffers its update needs (zeros at first)
+        let mut first_step = BTreeMap::new();
         for param in params.iter() {
+            let state = self.state.params.entry(param.name.to_string()).or_default();
+            first_step.insert(param.name, state.momentum.is_empty());
+            rule.allocate(state, param.value.len());
+        }
+        let mut states: BTreeMap<&str, &mut ParamState> = self
+            .state
+            .params
+            .iter_mut()
+            .map(|(name, state)| (name.as_str(), state))
+            .collect();
+        let mut jobs = Vec::new();
+        for param in params.iter_mut() {
+            let state = states.remove(param.name).expect("allocated above");
+            let slices = Slices {
+                value: &mut *param.value,
+                grad: param.grad,
+                momentum: &mut state.momentum,
+                mean: &mut state.mean,
+                mean_square: &mut state.mean_square,
+            };
+            let first = first_step[param.name];
+            jobs.extend(slices.chunks(UPDATE_CHUNK).map(|chunk| (first, chunk)));
+        }
+        match par {
+            Par::Seq => jobs
+                .into_iter()
+                .for_each(|(first, chunk)| rule.apply(first, chunk)),
+            Par::Rayon(_) => {
+                let per_task = jobs.len().div_ceil(par.threads().max(1)).max(1);
+                jobs.into_par_iter()
+                    .with_min_len(per_task)
+                    .for_each(|(first, chunk)| rule.apply(first, chunk));
+            }
+        }
+        self.state.steps += 1;
+        Ok(())
+    }
+
+    fn check(&self, params: &[Param<'_>]) -> Result<(), OptimError> {
+        let mut seen = BTreeSet::new();
+        for param in params {
             if param.grad.len() != param.value.len() {
                 return Err(OptimError::GradientLength {
                     name: param.name.to_string(),
@@ -535,68 +589,204 @@ impl Optimizer {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The update of the coming step with its scalars resolved (rate, bias corrections).
+    fn rule(&self) -> Rule {
+        let config = &self.config;
         let lr = self.learning_rate();
-        let t = self.state.steps + 1;
-        let config = self.config;
-        for param in params.iter_mut() {
-            let state = self.state.params.entry(param.name.to_string()).or_default();
-            let (value, grad) = (&mut *param.value, param.grad);
-            let decay = config.weight_decay;
-            match config.algorithm {
-                Algorithm::Sgd { momentum } => {
-                    sgd::sgd_update(momentum, config.convention, lr, decay, value, grad, state)
-                }
-                Algorithm::RmsProp {
+        let decay = Decay::new(config.weight_decay, lr);
+        let convention = config.convention;
+        match config.algorithm {
+            Algorithm::Sgd { momentum } => Rule::Sgd {
+                momentum,
+                convention,
+                lr,
+                decay,
+            },
+            Algorithm::RmsProp {
+                rho,
+                epsilon,
+                momentum,
+                centered,
+            } => Rule::RmsProp(
+                rmsprop::RmsProp {
                     rho,
                     epsilon,
                     momentum,
                     centered,
-                } => rmsprop::rmsprop_update(
-                    rho,
-                    epsilon,
-                    momentum,
-                    centered,
-                    config.convention,
+                    convention,
                     lr,
-                    decay,
-                    value,
-                    grad,
-                    state,
-                ),
-                Algorithm::Adam {
-                    beta1,
-                    beta2,
-                    epsilon,
-                } => adam::adam_update(
-                    beta1,
-                    beta2,
-                    epsilon,
-                    config.convention,
-                    t,
-                    lr,
-                    decay,
-                    value,
-                    grad,
-                    state,
-                ),
+                },
+                decay,
+            ),
+            Algorithm::Adam {
+                beta1,
+                beta2,
+                epsilon,
+            } => {
+                let t = self.state.steps + 1;
+                let adam = adam::Adam::at_step(beta1, beta2, epsilon, convention, lr, t);
+                Rule::Adam(adam, decay)
             }
         }
-        self.state.steps = t;
-        Ok(())
     }
 }
 
-/// Applies weight decay to one element: decoupled decay shrinks `theta` in place; L2 returns
-/// `g + λ·θ`; otherwise `g`.
-#[inline]
-pub(crate) fn effective_gradient(decay: WeightDecay, lr: f32, theta: &mut f32, g: f32) -> f32 {
-    match decay {
-        WeightDecay::None => g,
-        WeightDecay::L2(rate) => g + rate * *theta,
-        WeightDecay::Decoupled(rate) => {
-            *theta *= 1.0 - lr * rate;
-            g
+/// Elements per task of a parallel update: 16 Ki f32 = 64 KiB per buffer, so a task's five
+/// streams stay within L2. A constant, so the split never depends on the thread count (and each
+/// element's update is independent anyway).
+pub const UPDATE_CHUNK: usize = 16 * 1024;
+
+/// One step's update with everything but the data resolved.
+#[derive(Clone, Copy, Debug)]
+enum Rule {
+    Sgd {
+        momentum: SgdMomentum,
+        convention: Convention,
+        lr: f32,
+        decay: Decay,
+    },
+    RmsProp(rmsprop::RmsProp, Decay),
+    Adam(adam::Adam, Decay),
+}
+
+impl Rule {
+    /// Gives `state` zero-filled buffers of `len` for everything this rule reads.
+    fn allocate(&self, state: &mut ParamState, len: usize) {
+        let zeros = |buffer: &mut Vec<f32>| {
+            if buffer.is_empty() {
+                *buffer = vec![0.0; len];
+            }
+        };
+        match self {
+            Rule::Sgd { momentum, .. } => {
+                if *momentum != SgdMomentum::None {
+                    zeros(&mut state.momentum);
+                }
+            }
+            Rule::RmsProp(p, _) => {
+                zeros(&mut state.mean_square);
+                if p.centered {
+                    zeros(&mut state.mean);
+                }
+                if p.momentum > 0.0 {
+                    zeros(&mut state.momentum);
+                }
+            }
+            Rule::Adam(..) => {
+                zeros(&mut state.mean);
+                zeros(&mut state.mean_square);
+            }
         }
+    }
+
+    fn apply(&self, first_step: bool, chunk: Slices<'_>) {
+        match *self {
+            Rule::Sgd {
+                momentum,
+                convention,
+                lr,
+                decay,
+            } => sgd::sgd_update(momentum, convention, lr, decay, first_step, chunk),
+            Rule::RmsProp(p, decay) => rmsprop::rmsprop_update(p, decay, chunk),
+            Rule::Adam(p, decay) => adam::adam_update(p, decay, chunk),
+        }
+    }
+}
+
+/// Matching pieces of one parameter's value, gradient and state buffers; a buffer the rule does
+/// not use is empty.
+#[derive(Debug)]
+pub(crate) struct Slices<'a> {
+    pub value: &'a mut [f32],
+    pub grad: &'a [f32],
+    pub momentum: &'a mut [f32],
+    pub mean: &'a mut [f32],
+    pub mean_square: &'a mut [f32],
+}
+
+impl<'a> Slices<'a> {
+    /// Consecutive pieces of at most `size` elements.
+    fn chunks(mut self, size: usize) -> impl Iterator<Item = Slices<'a>> {
+        std::iter::from_fn(move || {
+            if self.value.is_empty() {
+                return None;
+            }
+            let mid = size.min(self.value.len());
+            let (head, tail) = self.split_at(mid);
+            self = tail;
+            Some(head)
+        })
+    }
+
+    fn split_at(&mut self, mid: usize) -> (Slices<'a>, Slices<'a>) {
+        fn split<'s>(buffer: &mut &'s mut [f32], mid: usize) -> (&'s mut [f32], &'s mut [f32]) {
+            let whole = std::mem::take(buffer);
+            if whole.is_empty() {
+                (&mut [], &mut [])
+            } else {
+                whole.split_at_mut(mid)
+            }
+        }
+        let (value_head, value_tail) = split(&mut self.value, mid);
+        let (grad_head, grad_tail) = self.grad.split_at(mid);
+        let (momentum_head, momentum_tail) = split(&mut self.momentum, mid);
+        let (mean_head, mean_tail) = split(&mut self.mean, mid);
+        let (square_head, square_tail) = split(&mut self.mean_square, mid);
+        (
+            Slices {
+                value: value_head,
+                grad: grad_head,
+                momentum: momentum_head,
+                mean: mean_head,
+                mean_square: square_head,
+            },
+            Slices {
+                value: value_tail,
+                grad: grad_tail,
+                momentum: momentum_tail,
+                mean: mean_tail,
+                mean_square: square_tail,
+            },
+        )
+    }
+}
+
+/// Weight decay as two per-step constants, so the update loops stay branch-free:
+/// `g ← g + l2·θ`, then `θ ← shrink·θ`. With no decay, `l2 = 0` and `shrink = 1` leave both
+/// exactly unchanged.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Decay {
+    l2: f32,
+    shrink: f32,
+}
+
+impl Decay {
+    fn new(decay: WeightDecay, lr: f32) -> Self {
+        match decay {
+            WeightDecay::None => Decay {
+                l2: 0.0,
+                shrink: 1.0,
+            },
+            WeightDecay::L2(rate) => Decay {
+                l2: rate,
+                shrink: 1.0,
+            },
+            WeightDecay::Decoupled(rate) => Decay {
+                l2: 0.0,
+                shrink: 1.0 - lr * rate,
+            },
+        }
+    }
+
+    /// Returns the gradient to use for the element `theta` and applies decoupled decay to it.
+    #[inline(always)]
+    pub(crate) fn apply(&self, theta: &mut f32, g: f32) -> f32 {
+        let g = g + self.l2 * *theta;
+        *theta *= self.shrink;
+        g
     }
 }
 

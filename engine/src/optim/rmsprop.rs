@@ -18,62 +18,87 @@
 //! of size |g|, Keras divides by `√(0.1·g² + 1e-7)`, which floors the denominator at ≈ 3.2e-4,
 //! while PyTorch's floor is 1e-8.
 
-use super::{Convention, ParamState, WeightDecay, effective_gradient};
+use super::{Convention, Decay, Slices};
 
-/// One RMSprop step over one parameter tensor.
-pub(crate) fn rmsprop_update(
-    rho: f32,
-    epsilon: f32,
-    momentum: f32,
-    centered: bool,
-    convention: Convention,
-    lr: f32,
-    decay: WeightDecay,
-    value: &mut [f32],
-    grad: &[f32],
-    state: &mut ParamState,
-) {
-    let len = value.len();
-    if state.mean_square.is_empty() {
-        state.mean_square = vec![0.0; len];
+/// RMSprop hyper-parameters resolved for one step.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RmsProp {
+    pub rho: f32,
+    pub epsilon: f32,
+    /// 0 for none
+    pub momentum: f32,
+    pub centered: bool,
+    pub convention: Convention,
+    pub lr: f32,
+}
+
+/// RMSprop over one chunk of one parameter tensor (`mean` is used only when centred,
+/// `momentum` only with momentum; both empty otherwise).
+pub(crate) fn rmsprop_update(p: RmsProp, decay: Decay, s: Slices<'_>) {
+    match p.convention {
+        Convention::PyTorch => rmsprop_loops::<false>(p, decay, s),
+        Convention::Keras => rmsprop_loops::<true>(p, decay, s),
     }
-    if centered && state.mean.is_empty() {
-        state.mean = vec![0.0; len];
+}
+
+/// The step before momentum: PyTorch `g/(√v' + ε)` (the rate is applied later), Keras
+/// `lr·g/√(v' + ε)`.
+#[inline(always)]
+fn scaled<const KERAS: bool>(p: &RmsProp, g: f32, v_centered: f32) -> f32 {
+    if KERAS {
+        p.lr * g / (v_centered + p.epsilon).sqrt()
+    } else {
+        g / (v_centered.sqrt() + p.epsilon)
     }
-    if momentum > 0.0 && state.momentum.is_empty() {
-        state.momentum = vec![0.0; len];
+}
+
+/// `θ ← θ − lr·x` (PyTorch) or `θ ← θ − x` (Keras, whose `x` already carries the rate).
+#[inline(always)]
+fn descend<const KERAS: bool>(p: &RmsProp, theta: &mut f32, x: f32) {
+    if KERAS {
+        *theta -= x;
+    } else {
+        *theta -= p.lr * x;
     }
-    for i in 0..len {
-        let theta = &mut value[i];
-        let g = effective_gradient(decay, lr, theta, grad[i]);
-        let v = &mut state.mean_square[i];
-        *v = rho * *v + (1.0 - rho) * g * g;
-        let mut v_centered = *v;
-        if centered {
-            let mean = &mut state.mean[i];
-            *mean = rho * *mean + (1.0 - rho) * g;
-            v_centered -= *mean * *mean;
-        }
-        match convention {
-            Convention::PyTorch => {
-                let scaled = g / (v_centered.sqrt() + epsilon);
-                if momentum > 0.0 {
-                    let buffer = &mut state.momentum[i];
-                    *buffer = momentum * *buffer + scaled;
-                    *theta -= lr * *buffer;
-                } else {
-                    *theta -= lr * scaled;
-                }
+}
+
+/// One simple loop per variant, each branch-free inside so that it vectorises.
+fn rmsprop_loops<const KERAS: bool>(p: RmsProp, decay: Decay, s: Slices<'_>) {
+    let (rho, mu) = (p.rho, p.momentum);
+    let main = s.value.iter_mut().zip(s.grad).zip(s.mean_square.iter_mut());
+    match (p.centered, mu > 0.0) {
+        (false, false) => {
+            for ((theta, &g), v) in main {
+                let g = decay.apply(theta, g);
+                *v = rho * *v + (1.0 - rho) * g * g;
+                descend::<KERAS>(&p, theta, scaled::<KERAS>(&p, g, *v));
             }
-            Convention::Keras => {
-                let increment = lr * g / (v_centered + epsilon).sqrt();
-                if momentum > 0.0 {
-                    let velocity = &mut state.momentum[i];
-                    *velocity = momentum * *velocity + increment;
-                    *theta -= *velocity;
-                } else {
-                    *theta -= increment;
-                }
+        }
+        (true, false) => {
+            for (((theta, &g), v), mean) in main.zip(s.mean.iter_mut()) {
+                let g = decay.apply(theta, g);
+                *v = rho * *v + (1.0 - rho) * g * g;
+                *mean = rho * *mean + (1.0 - rho) * g;
+                let x = scaled::<KERAS>(&p, g, *v - *mean * *mean);
+                descend::<KERAS>(&p, theta, x);
+            }
+        }
+        (false, true) => {
+            for (((theta, &g), v), b) in main.zip(s.momentum.iter_mut()) {
+                let g = decay.apply(theta, g);
+                *v = rho * *v + (1.0 - rho) * g * g;
+                *b = mu * *b + scaled::<KERAS>(&p, g, *v);
+                descend::<KERAS>(&p, theta, *b);
+            }
+        }
+        (true, true) => {
+            let extra = s.mean.iter_mut().zip(s.momentum.iter_mut());
+            for (((theta, &g), v), (mean, b)) in main.zip(extra) {
+                let g = decay.apply(theta, g);
+                *v = rho * *v + (1.0 - rho) * g * g;
+                *mean = rho * *mean + (1.0 - rho) * g;
+                *b = mu * *b + scaled::<KERAS>(&p, g, *v - *mean * *mean);
+                descend::<KERAS>(&p, theta, *b);
             }
         }
     }

@@ -20,7 +20,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Convention, ParamState, WeightDecay, effective_gradient};
+use super::{Convention, Decay, Slices};
 
 /// The momentum variant of SGD.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -36,21 +36,20 @@ pub enum SgdMomentum {
     Nesterov { momentum: f32 },
 }
 
-/// One SGD step over one parameter tensor: `value` and `grad` have equal length; `state.momentum`
-/// is empty before the first step.
+/// SGD over one chunk of one parameter tensor. `first_step`: the momentum buffer (all zeros)
+/// has never been written — PyTorch then sets `b = g` instead of damping.
 pub(crate) fn sgd_update(
     momentum: SgdMomentum,
     convention: Convention,
     lr: f32,
-    decay: WeightDecay,
-    value: &mut [f32],
-    grad: &[f32],
-    state: &mut ParamState,
+    decay: Decay,
+    first_step: bool,
+    s: Slices<'_>,
 ) {
     let (mu, dampening, nesterov) = match momentum {
         SgdMomentum::None => {
-            for (theta, &g) in value.iter_mut().zip(grad) {
-                let g = effective_gradient(decay, lr, theta, g);
+            for (theta, &g) in s.value.iter_mut().zip(s.grad) {
+                let g = decay.apply(theta, g);
                 *theta -= lr * g;
             }
             return;
@@ -61,29 +60,27 @@ pub(crate) fn sgd_update(
         } => (momentum, dampening, false),
         SgdMomentum::Nesterov { momentum } => (momentum, 0.0, true),
     };
-    let first_step = state.momentum.is_empty();
-    if first_step {
-        state.momentum = vec![0.0; value.len()];
-    }
-    for ((theta, &g), buffer) in value.iter_mut().zip(grad).zip(&mut state.momentum) {
-        let g = effective_gradient(decay, lr, theta, g);
-        match convention {
-            Convention::PyTorch => {
-                *buffer = if first_step {
-                    g
-                } else {
-                    mu * *buffer + (1.0 - dampening) * g
-                };
-                let step = if nesterov { g + mu * *buffer } else { *buffer };
+    let buffers = s.value.iter_mut().zip(s.grad).zip(s.momentum.iter_mut());
+    match convention {
+        Convention::PyTorch => {
+            // b ← keep·b + take·g: (0, 1) on the first step gives b = g
+            let (keep, take) = if first_step {
+                (0.0, 1.0)
+            } else {
+                (mu, 1.0 - dampening)
+            };
+            for ((theta, &g), b) in buffers {
+                let g = decay.apply(theta, g);
+                *b = keep * *b + take * g;
+                let step = if nesterov { g + mu * *b } else { *b };
                 *theta -= lr * step;
             }
-            Convention::Keras => {
-                *buffer = mu * *buffer - lr * g;
-                if nesterov {
-                    *theta += mu * *buffer - lr * g;
-                } else {
-                    *theta += *buffer;
-                }
+        }
+        Convention::Keras => {
+            for ((theta, &g), v) in buffers {
+                let g = decay.apply(theta, g);
+                *v = mu * *v - lr * g;
+                *theta += if nesterov { mu * *v - lr * g } else { *v };
             }
         }
     }

@@ -488,3 +488,61 @@ fn presets_carry_each_librarys_defaults() {
         assert_eq!(preset.validate(), Ok(()));
     }
 }
+
+/// Chunked parallel updates give the same bits as the sequential ones, for every algorithm,
+/// on tensors that span several chunks and one that is smaller than a chunk.
+#[test]
+fn parallel_steps_are_bit_identical_to_sequential() {
+    let sizes = [2 * UPDATE_CHUNK + 123, 17];
+    let configs = [
+        OptimizerConfig::keras_adam(),
+        OptimizerConfig::pytorch_adamw(),
+        OptimizerConfig::pytorch_rmsprop(),
+        OptimizerConfig {
+            algorithm: Algorithm::RmsProp {
+                rho: 0.9,
+                epsilon: 1e-7,
+                momentum: 0.9,
+                centered: true,
+            },
+            ..OptimizerConfig::keras_rmsprop()
+        },
+        sgd(
+            SgdMomentum::Classical {
+                momentum: 0.9,
+                dampening: 0.1,
+            },
+            Convention::PyTorch,
+        ),
+    ];
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    for config in configs {
+        let mut results = Vec::new();
+        for par in [Par::Seq, Par::Rayon(2)] {
+            let mut opt = Optimizer::new(config).unwrap();
+            let mut values: Vec<Vec<f32>> = sizes.iter().map(|&n| vec![0.5; n]).collect();
+            for step in 0..3 {
+                let grads: Vec<Vec<f32>> = sizes
+                    .iter()
+                    .map(|&n| {
+                        (0..n)
+                            .map(|i| ((i * 7 + step) % 19) as f32 * 0.01 - 0.09)
+                            .collect()
+                    })
+                    .collect();
+                let mut params: Vec<Param<'_>> = values
+                    .iter_mut()
+                    .zip(&grads)
+                    .zip(["a", "b"])
+                    .map(|((v, g), n)| Param::new(n, v, g))
+                    .collect();
+                pool.install(|| opt.step_par(&mut params, par)).unwrap();
+            }
+            results.push((values, opt.state().clone()));
+        }
+        assert!(results[0] == results[1], "{config:?}");
+    }
+}
