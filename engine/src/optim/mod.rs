@@ -319,11 +319,26 @@ pub struct Param<'a> {
     pub name: &'a str,
     pub value: &'a mut [f32],
     pub grad: &'a [f32],
+    /// Whether the configured [`WeightDecay`] applies to this tensor (Keras
+    /// `exclude_from_weight_decay`, PyTorch parameter groups with `weight_decay=0`; biases are
+    /// often excluded). `true` from [`Param::new`].
+    pub weight_decay: bool,
 }
 
 impl<'a> Param<'a> {
     pub fn new(name: &'a str, value: &'a mut [f32], grad: &'a [f32]) -> Self {
-        Param { name, value, grad }
+        Param {
+            name,
+            value,
+            grad,
+            weight_decay: true,
+        }
+    }
+
+    /// The same parameter, exempt from weight decay.
+    pub fn without_weight_decay(mut self) -> Self {
+        self.weight_decay = false;
+        self
     }
 }
 
@@ -544,17 +559,22 @@ impl Optimizer {
                 mean_square: &mut state.mean_square,
             };
             let first = first_step[param.name];
-            jobs.extend(slices.chunks(UPDATE_CHUNK).map(|chunk| (first, chunk)));
+            let decays = param.weight_decay;
+            jobs.extend(
+                slices
+                    .chunks(UPDATE_CHUNK)
+                    .map(|chunk| (first, decays, chunk)),
+            );
         }
         match par {
             Par::Seq => jobs
                 .into_iter()
-                .for_each(|(first, chunk)| rule.apply(first, chunk)),
+                .for_each(|(first, decays, chunk)| rule.apply(first, decays, chunk)),
             Par::Rayon(_) => {
                 let per_task = jobs.len().div_ceil(par.threads().max(1)).max(1);
                 jobs.into_par_iter()
                     .with_min_len(per_task)
-                    .for_each(|(first, chunk)| rule.apply(first, chunk));
+                    .for_each(|(first, decays, chunk)| rule.apply(first, decays, chunk));
             }
         }
         self.state.steps += 1;
@@ -682,16 +702,18 @@ impl Rule {
         }
     }
 
-    fn apply(&self, first_step: bool, chunk: Slices<'_>) {
+    /// Updates one chunk; `decays`: whether weight decay applies to this tensor.
+    fn apply(&self, first_step: bool, decays: bool, chunk: Slices<'_>) {
+        let keep = |decay: Decay| if decays { decay } else { Decay::NONE };
         match *self {
             Rule::Sgd {
                 momentum,
                 convention,
                 lr,
                 decay,
-            } => sgd::sgd_update(momentum, convention, lr, decay, first_step, chunk),
-            Rule::RmsProp(p, decay) => rmsprop::rmsprop_update(p, decay, chunk),
-            Rule::Adam(p, decay) => adam::adam_update(p, decay, chunk),
+            } => sgd::sgd_update(momentum, convention, lr, keep(decay), first_step, chunk),
+            Rule::RmsProp(p, decay) => rmsprop::rmsprop_update(p, keep(decay), chunk),
+            Rule::Adam(p, decay) => adam::adam_update(p, keep(decay), chunk),
         }
     }
 }
@@ -764,12 +786,14 @@ pub(crate) struct Decay {
 }
 
 impl Decay {
+    const NONE: Decay = Decay {
+        l2: 0.0,
+        shrink: 1.0,
+    };
+
     fn new(decay: WeightDecay, lr: f32) -> Self {
         match decay {
-            WeightDecay::None => Decay {
-                l2: 0.0,
-                shrink: 1.0,
-            },
+            WeightDecay::None => Decay::NONE,
             WeightDecay::L2(rate) => Decay {
                 l2: rate,
                 shrink: 1.0,

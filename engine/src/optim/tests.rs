@@ -240,6 +240,23 @@ fn l2_and_decoupled_weight_decay_differ_under_adam() {
     );
 }
 
+/// A tensor exempt from weight decay takes the plain step while its neighbour decays:
+/// SGD lr 0.1, decoupled λ = 1, g = 0: the decayed θ = 1 becomes 0.9, the exempt one stays 1.
+#[test]
+fn weight_decay_can_be_switched_off_per_tensor() {
+    let config = OptimizerConfig::pytorch_sgd()
+        .with_learning_rate(0.1)
+        .with_weight_decay(WeightDecay::Decoupled(1.0));
+    let mut opt = Optimizer::new(config).unwrap();
+    let (mut weight, mut bias) = (vec![1.0f32], vec![1.0f32]);
+    opt.step(&mut [
+        Param::new("weight", &mut weight, &[0.0]),
+        Param::new("bias", &mut bias, &[0.0]).without_weight_decay(),
+    ])
+    .unwrap();
+    assert_eq!((weight[0], bias[0]), (0.9, 1.0));
+}
+
 #[test]
 fn schedules_by_hand() {
     let lr = |schedule: LrSchedule, step: u64| f64::from(schedule.learning_rate(0.8, step));
