@@ -1,6 +1,220 @@
-//! `rnnbench`: recur's benchmark binary, one JSON line per measurement.
+//! `rnnbench`: recur's benchmark binary. Each subcommand prints one JSON object per line, so results
+//! can be compared and tracked by scripts.
+//!
+//! ```text
+//! rnnbench peak [--threads N]
+//! rnnbench gemm --m M --n N --k K [--threads N] [--reps R] [--packed-b]
+//! ```
+
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand};
+use recur_bench::{
+    Record, ensure_matmul_threads, gemm_flops, gflops, interleaved, median, sample_once, summarise,
+    thread_pool, uniform_data,
+};
+use recur_kernels::gemm::{self, MatMut, MatRef, PackedB, peak};
+use recur_kernels::{Isa, Par};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rnnbench",
+    about = "recur benchmarks: one JSON line per measurement"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// The f32 FMA peak of this machine: a register-only FMA loop on the active ISA path.
+    Peak(PeakArgs),
+    /// recur's SGEMM and matrixmultiply's side by side (interleaved), C = A·B, row-major.
+    Gemm(GemmArgs),
+}
+
+#[derive(Args, Debug)]
+struct PeakArgs {
+    /// Threads, each running the loop on its own (the figure is their sum).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Seconds each of the repeated measurements should take, roughly.
+    #[arg(long, default_value_t = 0.2)]
+    seconds: f64,
+    /// Measurements; the median is reported.
+    #[arg(long, default_value_t = 7)]
+    reps: usize,
+}
+
+#[derive(Args, Debug)]
+struct GemmArgs {
+    #[arg(long)]
+    m: usize,
+    #[arg(long)]
+    n: usize,
+    #[arg(long)]
+    k: usize,
+    /// Threads for both recur (rayon pool) and matrixmultiply (MATMUL_NUM_THREADS).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Timed repetitions of each contender (interleaved); medians are reported.
+    #[arg(long, default_value_t = 15)]
+    reps: usize,
+    /// Pack B once before timing and time `sgemm_packed_b` (the recurrent-step case).
+    #[arg(long)]
+    packed_b: bool,
+    /// Time only recur's GEMM (no matrixmultiply, no peak): for profilers such as `perf stat`.
+    #[arg(long)]
+    recur_only: bool,
+}
 
 fn main() {
-    eprintln!("rnnbench: no benchmarks yet");
-    std::process::exit(2);
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Peak(args) => peak_command(&args),
+        Command::Gemm(args) => gemm_command(&args),
+    }
+}
+
+/// Iterations of [`peak::fma_loop`] that take about `seconds` on this thread.
+fn calibrate_fma_loop(isa: Isa, seconds: f64) -> u64 {
+    let mut iterations = 1u64 << 10;
+    loop {
+        let start = Instant::now();
+        std::hint::black_box(peak::fma_loop(isa, iterations));
+        let elapsed = start.elapsed().as_secs_f64();
+        if elapsed > seconds / 4.0 {
+            return ((seconds / elapsed) * iterations as f64).max(1.0) as u64;
+        }
+        iterations *= 2;
+    }
+}
+
+fn peak_command(args: &PeakArgs) {
+    let isa = Isa::active();
+    let threads = args.threads.max(1);
+    let iterations = calibrate_fma_loop(isa, args.seconds);
+    let pool = thread_pool(threads);
+    let mut samples = Vec::with_capacity(args.reps);
+    for _ in 0..args.reps.max(1) {
+        let seconds = sample_once(&mut || {
+            pool.broadcast(|_| std::hint::black_box(peak::fma_loop(isa, iterations)));
+        })
+        .wall;
+        let flops = (peak::flops_per_iteration(isa) as u64 * iterations * threads as u64) as f64;
+        samples.push(gflops(flops, seconds));
+    }
+    Record::new("peak")
+        .field("threads", threads)
+        .field("isa", isa.name())
+        .float("gflops", median(&samples), 2)
+        .emit();
+}
+
+fn gemm_command(args: &GemmArgs) {
+    let threads = args.threads.max(1);
+    ensure_matmul_threads(threads);
+    let isa = Isa::active();
+    let GemmArgs { m, n, k, .. } = *args;
+    let a = uniform_data(m * k, 1);
+    let b = uniform_data(k * n, 2);
+    let mut c_recur = vec![0.0f32; m * n];
+    let mut c_mm = vec![0.0f32; m * n];
+    let (a_view, b_view) = (MatRef::row_major(&a, m, k), MatRef::row_major(&b, k, n));
+    let packed = args.packed_b.then(|| PackedB::pack(isa, b_view));
+    let par = if threads == 1 {
+        Par::Seq
+    } else {
+        Par::Rayon(threads)
+    };
+    let pool = thread_pool(threads);
+    let run_recur = |c: &mut [f32]| {
+        let c = MatMut::row_major(c, m, n);
+        match &packed {
+            Some(packed) => gemm::sgemm_packed_b(par, 1.0, a_view, packed, 0.0, c),
+            None => gemm::sgemm_with_isa(isa, par, 1.0, a_view, b_view, 0.0, c),
+        }
+    };
+    // The FMA peak is measured interleaved with the GEMMs too, each peak run about as long as one
+    // recur GEMM, so "fraction of peak" compares figures taken under the same machine load.
+    if args.recur_only {
+        let samples =
+            pool.install(|| interleaved(args.reps.max(1), &mut [&mut || run_recur(&mut c_recur)]));
+        let recur_t = summarise(&samples[0]);
+        Record::new("gemm")
+            .field("m", m)
+            .field("n", n)
+            .field("k", k)
+            .field("threads", threads)
+            .field("isa", isa.name())
+            .field("packed_b", args.packed_b)
+            .float("ms_median", recur_t.wall * 1e3, 4)
+            .float("gflops", gflops(gemm_flops(m, n, k), recur_t.wall), 2)
+            .emit();
+        return;
+    }
+    let gemm_seconds = pool.install(|| sample_once(&mut || run_recur(&mut c_recur)).wall);
+    let peak_iterations = calibrate_fma_loop(isa, gemm_seconds.max(1e-3));
+    let samples = pool.install(|| {
+        let mut recur = || run_recur(&mut c_recur);
+        let mut baseline = || {
+            let c = MatMut::row_major(&mut c_mm, m, n);
+            gemm::baseline::matrixmultiply_sgemm(1.0, a_view, b_view, 0.0, c);
+        };
+        let mut fma_peak = || {
+            rayon::broadcast(|_| std::hint::black_box(peak::fma_loop(isa, peak_iterations)));
+        };
+        interleaved(
+            args.reps.max(1),
+            &mut [&mut recur, &mut baseline, &mut fma_peak],
+        )
+    });
+    let max_diff = c_recur
+        .iter()
+        .zip(&c_mm)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        max_diff <= 1e-3 * (k as f32).sqrt().max(1.0),
+        "recur and matrixmultiply disagree by {max_diff}"
+    );
+    let flops = gemm_flops(m, n, k);
+    let peak_flops =
+        (peak::flops_per_iteration(isa) as u64 * peak_iterations * threads as u64) as f64;
+    let [recur_t, mm_t, peak_t] = [0, 1, 2].map(|i| summarise(&samples[i]));
+    let mut record = Record::new("gemm")
+        .field("m", m)
+        .field("n", n)
+        .field("k", k)
+        .field("threads", threads)
+        .field("isa", isa.name())
+        .field("packed_b", args.packed_b)
+        .float("ms_median", recur_t.wall * 1e3, 4)
+        .float("gflops", gflops(flops, recur_t.wall), 2)
+        .float("matrixmultiply_ms_median", mm_t.wall * 1e3, 4)
+        .float("matrixmultiply_gflops", gflops(flops, mm_t.wall), 2)
+        .float("peak_gflops", gflops(peak_flops, peak_t.wall), 2)
+        .float(
+            "fraction_of_peak",
+            peak_t.wall / recur_t.wall * flops / peak_flops,
+            3,
+        )
+        .float("speedup_vs_matrixmultiply", mm_t.wall / recur_t.wall, 3);
+    // With one thread, the on-CPU time of that thread excludes the time it was descheduled by
+    // other load on the machine: the same three figures, by on-CPU time.
+    if threads == 1
+        && let (Some(recur_cpu), Some(mm_cpu), Some(peak_cpu)) = (recur_t.cpu, mm_t.cpu, peak_t.cpu)
+    {
+        record = record
+            .float("oncpu_gflops", gflops(flops, recur_cpu), 2)
+            .float("oncpu_matrixmultiply_gflops", gflops(flops, mm_cpu), 2)
+            .float("oncpu_peak_gflops", gflops(peak_flops, peak_cpu), 2)
+            .float(
+                "oncpu_fraction_of_peak",
+                peak_cpu / recur_cpu * flops / peak_flops,
+                3,
+            );
+    }
+    record.emit();
 }

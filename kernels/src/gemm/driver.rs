@@ -8,21 +8,22 @@
 //! LOOP 1 (IR)  for ir in 0..MC step MR     micro-kernel, MR × NR tile  → registers }
 //! ```
 //!
-//! Threads split LOOP 3 (IC blocks) when m spans several blocks, else LOOP 2 (fixed chunks of JR
-//! panels); the k reduction (LOOP 4) is never split, and the chunks do not depend on the thread
-//! count, so every element is computed by the same sequence of FMAs for any [`Par`]: results are
+//! Threads split LOOP 3 and LOOP 2 together: fixed units of (one IC block × 16 JR panels); the k
+//! reduction (LOOP 4) is never split, and the units do not depend on the thread count. Every
+//! element of C is computed by the same sequence of FMAs for any [`Par`], so results are
 //! bit-identical across thread counts.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::kernel::{Kernel, MacroArgs};
-use super::pack::{AlignedBuf, pack_a, pack_b};
+use super::pack::AlignedBuf;
 use super::{MatMut, MatRef, PackedB};
 use crate::Par;
 
-/// B micro-panels per work chunk when threads split LOOP 2 (JR): 8·NR columns per task.
-const JR_PANELS_PER_CHUNK: usize = 8;
+/// B micro-panels per work unit when threads split LOOP 2 (JR): 16·NR columns (256 on AVX2).
+/// Fixed, not derived from the thread count; small enough that even m ≤ MC gives several units.
+const JR_PANELS_PER_CHUNK: usize = 16;
 
 /// The B operand: a strided view packed block by block, or panels packed once ahead of time.
 #[derive(Clone, Copy, Debug)]
@@ -142,7 +143,7 @@ pub(crate) fn gemm(
                 let beta_part = if pc == 0 { beta } else { 1.0 };
                 let (b_block, b_panel_stride): (*const f32, usize) = match b {
                     BOperand::View(b) => {
-                        pack_b_block(par, b.submatrix(pc, jc, kc, nc), nr, b_scratch);
+                        pack_b_block(kernel, par, b.submatrix(pc, jc, kc, nc), b_scratch);
                         (b_scratch.as_ptr(), kc * nr)
                     }
                     BOperand::Packed(packed) => {
@@ -166,37 +167,60 @@ pub(crate) fn gemm(
                     cs_c,
                 };
                 let ic_blocks = m.div_ceil(kernel.mc);
-                if ic_blocks > 1 {
-                    // LOOP 3 (IC) split across threads: each task packs its own A block.
-                    run_chunks(par, ic_blocks, |block| {
-                        let ic = block * kernel.mc;
-                        let mc = kernel.mc.min(m - ic);
-                        let a_block = a.submatrix(ic, pc, mc, kc);
-                        with_scratch(&A_SCRATCH, mc.next_multiple_of(mr) * kc, |a_packed| {
-                            pack_a(a_block, mr, a_packed);
-                            let args = block_args(mc, a_packed.as_ptr(), ic);
-                            // SAFETY: A and B blocks packed for this kernel above; the C block
-                            // rows ic..ic+mc are this task's alone (IC blocks are disjoint).
-                            unsafe { kernel.run_macro(&args) };
-                        });
-                    });
+                if par.threads() <= 1 {
+                    // LOOP 3 (IC), in order: each A block is packed just before its use, so it is
+                    // still in L2 while LOOP 2 sweeps the B block past it.
+                    with_scratch(
+                        &A_SCRATCH,
+                        kernel.mc.min(m).next_multiple_of(mr) * kc,
+                        |a_packed| {
+                            for block in 0..ic_blocks {
+                                let ic = block * kernel.mc;
+                                let mc = kernel.mc.min(m - ic);
+                                (kernel.pack_a)(a.submatrix(ic, pc, mc, kc), a_packed);
+                                let args = block_args(mc, a_packed.as_ptr(), ic);
+                                // SAFETY: A and B blocks packed for this kernel above; the C block is
+                                // inside C.
+                                unsafe { kernel.run_macro(&args) };
+                            }
+                        },
+                    );
                 } else {
-                    // One A block: pack it once, split LOOP 2 (JR) into fixed chunks of panels.
-                    with_scratch(&A_SCRATCH, m.next_multiple_of(mr) * kc, |a_packed| {
-                        pack_a(a.submatrix(0, pc, m, kc), mr, a_packed);
+                    // Threads: pack every A block of this KC slab (in parallel), then share out
+                    // fixed (IC block × JR chunk) units, IC-major, so tasks running at the same
+                    // time mostly share one A block and the units balance for any thread count.
+                    let a_block_len = kernel.mc * kc;
+                    with_scratch(&A_SCRATCH, ic_blocks * a_block_len, |a_packed| {
                         let a_packed = SendPtr(a_packed.as_mut_ptr());
+                        run_chunks(par, ic_blocks, |block| {
+                            let ic = block * kernel.mc;
+                            let mc = kernel.mc.min(m - ic);
+                            // SAFETY: block `block` owns floats [block·a_block_len, +a_block_len)
+                            // of the scratch (MC is a multiple of MR), disjoint from other blocks.
+                            let dst = unsafe {
+                                std::slice::from_raw_parts_mut(
+                                    a_packed.get().add(block * a_block_len),
+                                    a_block_len,
+                                )
+                            };
+                            (kernel.pack_a)(a.submatrix(ic, pc, mc, kc), dst);
+                        });
                         let chunk_cols = JR_PANELS_PER_CHUNK * nr;
-                        run_chunks(par, nc.div_ceil(chunk_cols), |chunk| {
-                            let jr = chunk * chunk_cols;
-                            let mut args = block_args(m, a_packed.get(), 0);
+                        let jr_chunks = nc.div_ceil(chunk_cols);
+                        run_chunks(par, ic_blocks * jr_chunks, |unit| {
+                            let (block, chunk) = (unit / jr_chunks, unit % jr_chunks);
+                            let (ic, jr) = (block * kernel.mc, chunk * chunk_cols);
+                            // SAFETY: the offset is inside the packed A scratch (block < ic_blocks).
+                            let a_block = unsafe { a_packed.get().add(block * a_block_len) };
+                            let mut args = block_args(kernel.mc.min(m - ic), a_block, ic);
                             args.nc = chunk_cols.min(nc - jr);
                             // SAFETY: jr < nc, so these offsets stay inside the B and C blocks.
                             unsafe {
                                 args.b = args.b.add((jr / nr) * b_panel_stride);
                                 args.c = args.c.add(jr * cs_c);
                             }
-                            // SAFETY: packed blocks as above; columns jr..jr+chunk_cols of C are
-                            // this task's alone.
+                            // SAFETY: packed blocks as above; the C block (rows ic.., columns
+                            // jc+jr..) of this unit is disjoint from every other unit's.
                             unsafe { kernel.run_macro(&args) };
                         });
                     });
@@ -208,13 +232,14 @@ pub(crate) fn gemm(
 
 /// Packs the `kc × nc` block of B into `dst` as NR-wide panels of stride `kc·NR`, splitting the
 /// panels across threads in fixed chunks.
-fn pack_b_block(par: Par, b: MatRef, nr: usize, dst: &mut [f32]) {
+fn pack_b_block(kernel: &Kernel, par: Par, b: MatRef, dst: &mut [f32]) {
     let (kc, nc) = (b.rows(), b.cols());
+    let nr = kernel.nr;
     let panel_len = kc * nr;
     let chunk_cols = JR_PANELS_PER_CHUNK * nr;
     let dst = &mut dst[..nc.div_ceil(nr) * panel_len];
     if par.threads() <= 1 {
-        pack_b(b, nr, dst, panel_len);
+        (kernel.pack_b)(b, dst, panel_len);
         return;
     }
     let dst_ptr = SendPtr(dst.as_mut_ptr());
@@ -228,6 +253,6 @@ fn pack_b_block(par: Par, b: MatRef, nr: usize, dst: &mut [f32]) {
         // SAFETY: chunks cover disjoint panel ranges [start, start+len) of `dst`, which outlives
         // the scope of `run_chunks`.
         let part = unsafe { std::slice::from_raw_parts_mut(dst_ptr.get().add(start), len) };
-        pack_b(b.submatrix(0, col0, kc, cols), nr, part, panel_len);
+        (kernel.pack_b)(b.submatrix(0, col0, kc, cols), part, panel_len);
     });
 }

@@ -26,6 +26,7 @@ mod driver;
 mod kernel;
 mod pack;
 mod packed;
+pub mod peak;
 pub mod reference;
 mod view;
 
@@ -74,4 +75,43 @@ fn gemm_shape_mismatch(a: (usize, usize), b: (usize, usize), c: (usize, usize)) 
         "GEMM shape mismatch: expected A (m×k) · B (k×n) → C (m×n), found A {}×{}, B {}×{}, C {}×{}",
         a.0, a.1, b.0, b.1, c.0, c.1
     )
+}
+
+/// matrixmultiply's SGEMM behind the same views, for benchmarks that compare against it (feature
+/// `matrixmultiply-baseline`; its API is `unsafe`, and only this crate may use `unsafe`).
+#[cfg(feature = "matrixmultiply-baseline")]
+pub mod baseline {
+    use super::{MatMut, MatRef, check_gemm_shapes};
+
+    /// `C ← α·A·B + β·C` by `matrixmultiply::sgemm` (threads: its `MATMUL_NUM_THREADS`).
+    ///
+    /// # Panics
+    /// If the shapes do not agree.
+    #[track_caller]
+    pub fn matrixmultiply_sgemm(alpha: f32, a: MatRef, b: MatRef, beta: f32, mut c: MatMut) {
+        check_gemm_shapes(&a, b.rows(), b.cols(), &c);
+        let (m, k, n) = (a.rows(), a.cols(), b.cols());
+        let stride = |s: usize| isize::try_from(s).expect("stride fits in isize");
+        // SAFETY: the views were bounds-checked at construction, so every (i, j) inside their
+        // shapes is in their slices; shapes agree (checked above); C's view has distinct offsets
+        // and is borrowed mutably, so it aliases neither A nor B.
+        unsafe {
+            matrixmultiply::sgemm(
+                m,
+                k,
+                n,
+                alpha,
+                a.as_ptr(),
+                stride(a.row_stride()),
+                stride(a.col_stride()),
+                b.as_ptr(),
+                stride(b.row_stride()),
+                stride(b.col_stride()),
+                beta,
+                c.as_mut_ptr(),
+                stride(c.row_stride()),
+                stride(c.col_stride()),
+            )
+        }
+    }
 }

@@ -44,62 +44,86 @@ impl AlignedBuf {
     }
 }
 
-/// Packs the `m × k` block `a` into `ceil(m/mr)` row panels: panel `r` holds rows `r·mr ..`, stored
-/// column by column (`dst[r·mr·k + p·mr + i] = a[r·mr + i, p]`), rows past `m` zero.
-pub(crate) fn pack_a(a: MatRef, mr: usize, dst: &mut [f32]) {
+/// Packs the `m × k` block `a` into `ceil(m/MR)` row panels: panel `r` holds rows `r·MR ..`, stored
+/// column by column (`dst[r·MR·k + p·MR + i] = a[r·MR + i, p]`), rows past `m` zero.
+///
+/// # Panics
+/// If `dst` holds fewer than `ceil(m/MR)·MR·k` floats.
+pub(crate) fn pack_a<const MR: usize>(a: MatRef, dst: &mut [f32]) {
     let (m, k) = (a.rows(), a.cols());
-    let panels = m.div_ceil(mr);
-    let dst = &mut dst[..panels * mr * k];
-    for (r, panel) in dst.chunks_exact_mut(mr * k).enumerate() {
-        let row0 = r * mr;
-        let rows = mr.min(m - row0);
-        if a.row_stride() == 1 && rows == mr {
-            // Column-major source (e.g. a transposed operand): each panel column is contiguous.
-            for (p, dst_col) in panel.chunks_exact_mut(mr).enumerate() {
-                let col = a.contiguous_col(p).expect("row stride is 1");
-                dst_col.copy_from_slice(&col[row0..row0 + mr]);
-            }
-            continue;
+    let (rs, cs) = (a.row_stride(), a.col_stride());
+    let dst = &mut dst[..m.div_ceil(MR) * MR * k];
+    for (r, panel) in dst.chunks_exact_mut(MR * k).enumerate() {
+        let row0 = r * MR;
+        let rows = MR.min(m - row0);
+        let panel: &mut [[f32; MR]] = as_rows_mut(panel);
+        if rows < MR {
+            panel.iter_mut().for_each(|column| *column = [0.0; MR]);
         }
-        for i in 0..mr {
-            if i >= rows {
-                for p in 0..k {
-                    panel[p * mr + i] = 0.0;
+        // SAFETY: every read is of an element (row0 + i, p) with i < rows ≤ m − row0 and p < k,
+        // which `MatRef::new` checked to lie inside the view's slice.
+        unsafe {
+            let base = a.as_ptr().add(row0 * rs);
+            if rows == MR && rs == 1 {
+                // Column-major source (a transposed operand): each panel column is contiguous.
+                for (p, column) in panel.iter_mut().enumerate() {
+                    *column = base.add(p * cs).cast::<[f32; MR]>().read_unaligned();
                 }
-            } else if let Some(row) = a.contiguous_row(row0 + i) {
-                for (p, &x) in row.iter().enumerate() {
-                    panel[p * mr + i] = x;
+            } else if rows == MR {
+                for (p, column) in panel.iter_mut().enumerate() {
+                    let src = base.add(p * cs);
+                    *column = std::array::from_fn(|i| *src.add(i * rs));
                 }
             } else {
-                for p in 0..k {
-                    panel[p * mr + i] = a.get(row0 + i, p);
+                for (p, column) in panel.iter_mut().enumerate() {
+                    let src = base.add(p * cs);
+                    for (i, x) in column.iter_mut().enumerate().take(rows) {
+                        *x = *src.add(i * rs);
+                    }
                 }
             }
         }
     }
 }
 
-/// Packs the `k × n` block `b` into `ceil(n/nr)` column panels, panel `q` starting at
-/// `q·panel_stride` (`panel_stride ≥ k·nr`) and stored row by row
-/// (`dst[q·panel_stride + p·nr + j] = b[p, q·nr + j]`), columns past `n` zero.
-pub(crate) fn pack_b(b: MatRef, nr: usize, dst: &mut [f32], panel_stride: usize) {
+/// Packs the `k × n` block `b` into `ceil(n/NR)` column panels, panel `q` starting at
+/// `q·panel_stride` (`panel_stride ≥ k·NR`) and stored row by row
+/// (`dst[q·panel_stride + p·NR + j] = b[p, q·NR + j]`), columns past `n` zero.
+///
+/// # Panics
+/// If `dst` is too short for the last panel.
+pub(crate) fn pack_b<const NR: usize>(b: MatRef, dst: &mut [f32], panel_stride: usize) {
     let (k, n) = (b.rows(), b.cols());
-    debug_assert!(panel_stride >= k * nr);
-    for q in 0..n.div_ceil(nr) {
-        let col0 = q * nr;
-        let cols = nr.min(n - col0);
-        let panel = &mut dst[q * panel_stride..q * panel_stride + k * nr];
-        for (p, dst_row) in panel.chunks_exact_mut(nr).enumerate() {
-            if let Some(row) = b.contiguous_row(p) {
-                dst_row[..cols].copy_from_slice(&row[col0..col0 + cols]);
+    let (rs, cs) = (b.row_stride(), b.col_stride());
+    assert!(panel_stride >= k * NR);
+    for q in 0..n.div_ceil(NR) {
+        let col0 = q * NR;
+        let cols = NR.min(n - col0);
+        let panel: &mut [[f32; NR]] =
+            as_rows_mut(&mut dst[q * panel_stride..q * panel_stride + k * NR]);
+        // SAFETY: every read is of an element (p, col0 + j) with p < k and j < cols ≤ n − col0,
+        // which `MatRef::new` checked to lie inside the view's slice.
+        unsafe {
+            let base = b.as_ptr().add(col0 * cs);
+            if cols == NR && cs == 1 {
+                for (p, row) in panel.iter_mut().enumerate() {
+                    *row = base.add(p * rs).cast::<[f32; NR]>().read_unaligned();
+                }
             } else {
-                for j in 0..cols {
-                    dst_row[j] = b.get(p, col0 + j);
+                for (p, row) in panel.iter_mut().enumerate() {
+                    let src = base.add(p * rs);
+                    *row = std::array::from_fn(|j| if j < cols { *src.add(j * cs) } else { 0.0 });
                 }
             }
-            dst_row[cols..].fill(0.0);
         }
     }
+}
+
+/// Views a slice whose length is a multiple of `N` as rows of `N` floats.
+fn as_rows_mut<const N: usize>(slice: &mut [f32]) -> &mut [[f32; N]] {
+    let (rows, rest) = slice.as_chunks_mut::<N>();
+    debug_assert!(rest.is_empty());
+    rows
 }
 
 #[cfg(test)]
@@ -114,7 +138,7 @@ mod tests {
             .collect();
         let a = MatRef::row_major(&data, 5, 3);
         let mut dst = vec![f32::NAN; 18];
-        pack_a(a, 2, &mut dst);
+        pack_a::<2>(a, &mut dst);
         #[rustfmt::skip]
         let expected = [
             0., 10., 1., 11., 2., 12.,
@@ -127,7 +151,7 @@ mod tests {
             .flat_map(|p| (0..5).map(move |i| (10 * i + p) as f32))
             .collect();
         let mut dst_t = vec![f32::NAN; 18];
-        pack_a(MatRef::row_major(&data_t, 3, 5).t(), 2, &mut dst_t);
+        pack_a::<2>(MatRef::row_major(&data_t, 3, 5).t(), &mut dst_t);
         assert_eq!(dst_t, expected);
     }
 
@@ -139,7 +163,7 @@ mod tests {
             .collect();
         let b = MatRef::row_major(&data, 2, 5);
         let mut dst = vec![-1.0; 20];
-        pack_b(b, 4, &mut dst, 10);
+        pack_b::<4>(b, &mut dst, 10);
         #[rustfmt::skip]
         let expected = [
             0., 1., 2., 3., 10., 11., 12., 13., -1., -1.,
@@ -150,7 +174,7 @@ mod tests {
         let data_t: Vec<f32> = (0..5)
             .flat_map(|j| (0..2).map(move |p| (10 * p + j) as f32))
             .collect();
-        pack_b(MatRef::row_major(&data_t, 5, 2).t(), 4, &mut dst_t, 10);
+        pack_b::<4>(MatRef::row_major(&data_t, 5, 2).t(), &mut dst_t, 10);
         assert_eq!(dst_t, expected);
     }
 }

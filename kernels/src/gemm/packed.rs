@@ -5,7 +5,7 @@
 
 use super::driver::{self, BOperand};
 use super::kernel::Kernel;
-use super::pack::{AlignedBuf, pack_b};
+use super::pack::AlignedBuf;
 use super::{MatMut, MatRef, check_gemm_shapes};
 use crate::{Isa, Par};
 
@@ -43,10 +43,11 @@ impl PackedB {
     /// If this CPU cannot run `isa`.
     #[track_caller]
     pub fn pack(isa: Isa, b: MatRef) -> Self {
-        let nr = Kernel::for_isa(isa).nr;
+        let kernel = Kernel::for_isa(isa);
+        let nr = kernel.nr;
         let (k, n) = (b.rows(), b.cols());
         let mut data = AlignedBuf::with_len(n.div_ceil(nr) * k * nr);
-        pack_b(b, nr, data.as_mut_slice(), k * nr);
+        (kernel.pack_b)(b, data.as_mut_slice(), k * nr);
         PackedB {
             isa,
             k,

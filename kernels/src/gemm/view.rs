@@ -197,18 +197,10 @@ impl<'a> MatRef<'a> {
         )
     }
 
-    /// Row `i`, `cols` contiguous floats, when the column stride is 1.
-    pub(crate) fn contiguous_row(&self, i: usize) -> Option<&'a [f32]> {
-        if self.col_stride != 1 || i >= self.rows {
-            return None;
-        }
-        let start = i * self.row_stride;
-        Some(&self.data[start..start + self.cols])
-    }
-
-    /// Column `j`, `rows` contiguous floats, when the row stride is 1.
-    pub(crate) fn contiguous_col(&self, j: usize) -> Option<&'a [f32]> {
-        self.t().contiguous_row(j)
+    /// Pointer to element `(0, 0)`. Every `(i, j)` with `i < rows`, `j < cols` is readable at
+    /// `ptr + i·row_stride + j·col_stride` (the constructor checked it).
+    pub(crate) fn as_ptr(&self) -> *const f32 {
+        self.data.as_ptr()
     }
 }
 
@@ -354,9 +346,6 @@ mod tests {
         let s = a.submatrix(1, 1, 2, 3);
         assert_eq!(s.get(0, 0), 5.0);
         assert_eq!(s.get(1, 2), 11.0);
-        assert_eq!(a.contiguous_row(1), Some(&data[4..8]));
-        assert_eq!(a.contiguous_col(1), None);
-        assert_eq!(a.t().contiguous_col(2), Some(&data[8..12]));
     }
 
     #[test]
