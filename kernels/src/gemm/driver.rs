@@ -80,7 +80,7 @@ thread_local! {
 
 /// Runs `f` with a scratch buffer of at least `len` floats: this thread's cached one, or a fresh
 /// one if the cache is already in use further up the stack (a GEMM nested in a rayon task).
-fn with_scratch<R>(
+pub(super) fn with_scratch<R>(
     cache: &'static std::thread::LocalKey<RefCell<AlignedBuf>>,
     len: usize,
     f: impl FnOnce(&mut [f32]) -> R,
@@ -161,6 +161,7 @@ pub(crate) fn gemm(
                     a: a_block,
                     b: b_block.get(),
                     b_panel_stride,
+                    a_panel_stride: mr * kc,
                     // SAFETY: (ic, jc) is inside C (ic < m, jc < n).
                     c: unsafe { c_ptr.get().add(ic * rs_c + jc * cs_c) },
                     rs_c,

@@ -27,8 +27,12 @@ pub(crate) struct MacroArgs {
     pub kc: usize,
     pub alpha: f32,
     pub beta: f32,
-    /// Packed A: `ceil(mc/MR)` panels, panel `r` at `a + r·MR·kc`, element `(i, p)` of a panel at `p·MR + i`.
+    /// Packed A: `ceil(mc/MR)` panels, panel `r` at `a + r·a_panel_stride`, element `(i, p)` of a
+    /// panel at `p·MR + i`.
     pub a: *const f32,
+    /// Floats between consecutive A panels (`MR·kc` for a block packed per KC slab; `MR·k` for a
+    /// whole-depth packing sliced at `pc·MR`).
+    pub a_panel_stride: usize,
     /// Packed B: `ceil(nc/NR)` panels, panel `q` at `b + q·b_panel_stride`, element `(p, j)` at `p·NR + j`.
     pub b: *const f32,
     pub b_panel_stride: usize,
@@ -123,7 +127,7 @@ impl Kernel {
     /// Runs LOOP 2 (JR) and LOOP 1 (IR) over one packed block.
     ///
     /// # Safety
-    /// `args.a` holds `ceil(mc/MR)·MR·kc` packed floats, `args.b` holds `ceil(nc/NR)` panels of
+    /// `args.a` holds `ceil(mc/MR)` panels of `kc·MR` packed floats at stride `a_panel_stride`, `args.b` holds `ceil(nc/NR)` panels of
     /// `kc·NR` floats at stride `b_panel_stride`, and every element `(i, j)` of the `mc × nc` C
     /// block is writable (and readable if `β ≠ 0`) at `c + i·rs_c + j·cs_c`, with no other thread
     /// touching it. The kernel's ISA is available (guaranteed by [`Kernel::for_isa`]).
@@ -308,6 +312,62 @@ pub(crate) unsafe fn store_tile<S: Simd, const MR: usize, const NV: usize>(
     }
 }
 
+/// B panels the single-row kernel streams at once (`ROW_PANELS·NV` independent accumulators, enough
+/// to cover the FMA latency, and as many concurrent streams for the prefetchers).
+const ROW_PANELS: usize = 4;
+
+/// `c[..n_eff] ← α·a·B + β·c` for one row `a` (a packed A panel whose row 0 is used: element `p` at
+/// `a + p·MR`) and `ROW_PANELS` consecutive B panels. Each element sees the same FMA sequence as in
+/// [`micro_kernel`], so results do not depend on which kernel computed them.
+///
+/// # Safety
+/// `a` holds `kc·MR` floats; `b` holds `ROW_PANELS` panels of `kc·NR` floats at stride
+/// `b_panel_stride`; `c[j·cs_c]` for `j < n_eff ≤ ROW_PANELS·NR` is writable (readable if
+/// `beta ≠ 0`); the CPU runs `S`.
+#[inline(always)]
+unsafe fn row_kernel<S: Simd, const MR: usize, const NV: usize>(
+    kc: usize,
+    alpha: f32,
+    a: *const f32,
+    b: *const f32,
+    b_panel_stride: usize,
+    beta: f32,
+    c: *mut f32,
+    cs_c: usize,
+    n_eff: usize,
+) {
+    let nr = NV * S::LANES;
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        let mut acc = [[S::zero(); NV]; ROW_PANELS];
+        for p in 0..kc {
+            let a_p = S::splat(*a.add(p * MR));
+            for (q, acc_q) in acc.iter_mut().enumerate() {
+                let b_row = b.add(q * b_panel_stride + p * nr);
+                for v in 0..NV {
+                    acc_q[v] = S::fma(a_p, S::load(b_row.add(v * S::LANES)), acc_q[v]);
+                }
+            }
+        }
+        for (q, acc_q) in acc.iter().enumerate() {
+            let col0 = q * nr;
+            if col0 < n_eff {
+                let tile = [*acc_q];
+                store_tile::<S, 1, NV>(
+                    &tile,
+                    alpha,
+                    beta,
+                    c.add(col0 * cs_c),
+                    0,
+                    cs_c,
+                    1,
+                    (n_eff - col0).min(nr),
+                );
+            }
+        }
+    }
+}
+
 /// LOOP 2 (JR) and LOOP 1 (IR): every B micro-panel is loaded into L1 once and reused by all the
 /// A micro-panels of the block (which stream from L2).
 ///
@@ -326,14 +386,37 @@ unsafe fn macro_kernel<S: Simd, const MR: usize, const NV: usize>(args: &MacroAr
         a,
         b,
         b_panel_stride,
+        a_panel_stride,
         c,
         rs_c,
         cs_c,
     } = *args;
     // SAFETY: the offsets below stay inside the packed blocks and the C block (caller).
     unsafe {
+        let panels = nc.div_ceil(nr);
+        // A single row (batch-1 streaming) is bound by streaming B, not by FMAs: the MR-row
+        // micro-kernel would waste MR−1 rows, so run ROW_PANELS panels side by side instead.
+        let row_groups = if mc == 1 { panels / ROW_PANELS } else { 0 };
+        for group in 0..row_groups {
+            let q0 = group * ROW_PANELS;
+            row_kernel::<S, MR, NV>(
+                kc,
+                alpha,
+                a,
+                b.add(q0 * b_panel_stride),
+                b_panel_stride,
+                beta,
+                c.add(q0 * nr * cs_c),
+                cs_c,
+                (nc - q0 * nr).min(ROW_PANELS * nr),
+            );
+        }
         // LOOP 2 (JR): NR-wide micro-panels of the B block.
-        for (q, jr) in (0..nc).step_by(nr).enumerate() {
+        for (q, jr) in (0..nc)
+            .step_by(nr)
+            .enumerate()
+            .skip(row_groups * ROW_PANELS)
+        {
             let n_eff = nr.min(nc - jr);
             let b_panel = b.add(q * b_panel_stride);
             // LOOP 1 (IR): MR-tall micro-panels of the A block.
@@ -342,7 +425,7 @@ unsafe fn macro_kernel<S: Simd, const MR: usize, const NV: usize>(args: &MacroAr
                 micro_kernel::<S, MR, NV>(
                     kc,
                     alpha,
-                    a.add(ir * kc),
+                    a.add((ir / MR) * a_panel_stride),
                     b_panel,
                     beta,
                     c.add(ir * rs_c + jr * cs_c),

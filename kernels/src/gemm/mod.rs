@@ -28,6 +28,7 @@ mod pack;
 mod packed;
 pub mod peak;
 pub mod reference;
+pub(crate) mod tiles;
 mod view;
 
 pub use packed::{PackedB, sgemm_packed_b};

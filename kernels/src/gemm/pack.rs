@@ -52,6 +52,9 @@ impl AlignedBuf {
 pub(crate) fn pack_a<const MR: usize>(a: MatRef, dst: &mut [f32]) {
     let (m, k) = (a.rows(), a.cols());
     let (rs, cs) = (a.row_stride(), a.col_stride());
+    if k == 0 {
+        return;
+    }
     let dst = &mut dst[..m.div_ceil(MR) * MR * k];
     for (r, panel) in dst.chunks_exact_mut(MR * k).enumerate() {
         let row0 = r * MR;
