@@ -20,8 +20,8 @@ pub(crate) const fn forward_blocking(lanes: usize, kind: CellKind) -> (usize, us
     }
 }
 
-pub(crate) const LSTM_8: (usize, usize) = (3, 1);
-pub(crate) const GRU_8: (usize, usize) = (4, 1);
+pub(crate) const LSTM_8: (usize, usize) = (2, 1);
+pub(crate) const GRU_8: (usize, usize) = (3, 1);
 pub(crate) const RNN_8: (usize, usize) = (6, 2);
 pub(crate) const LSTM_16: (usize, usize) = (6, 1);
 pub(crate) const GRU_16: (usize, usize) = (8, 1);
