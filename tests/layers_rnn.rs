@@ -505,3 +505,74 @@ fn bad_input_is_a_typed_error_saying_expected_and_found() {
     assert!(rnn.params().get("weight_ih_l2").is_err());
     assert!(rnn.params().get("bias_hh_l1").is_ok());
 }
+
+#[test]
+fn streaming_steps_match_the_reference_and_the_sequence_api() {
+    for isa in Isa::available() {
+        for kind in KINDS {
+            for (batch, threads) in [(1, 2), (3, 1)] {
+                let c = Case {
+                    kind,
+                    steps: 5,
+                    batch,
+                    input: 11,
+                    hidden: 19,
+                    layers: 2,
+                    bidirectional: false,
+                    lengths: vec![5; batch],
+                    with_initial: true,
+                    seed: 23,
+                };
+                let (rnn, reference) = networks(&c, isa, Par::Rayon(0));
+                let count = c.layers;
+                let x = values(c.steps * batch * c.input, 31, 1.0);
+                let initial = RnnState {
+                    h: values(count * batch * c.hidden, 32, 0.5),
+                    c: kind
+                        .has_cell_state()
+                        .then(|| values(count * batch * c.hidden, 33, 0.5)),
+                };
+                let fwd = reference.forward(
+                    &f64s(&x),
+                    c.steps,
+                    batch,
+                    &c.lengths,
+                    Some(&to_ref_states(&initial, count)),
+                    None,
+                );
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                pool.install(|| {
+                    let mut stream = rnn.stream(batch).unwrap();
+                    stream.set_state(&initial).unwrap();
+                    let row = batch * c.hidden;
+                    for t in 0..c.steps {
+                        let h = stream
+                            .step(&x[t * batch * c.input..(t + 1) * batch * c.input])
+                            .unwrap();
+                        assert_close(
+                            &format!("{isa} {} B={batch} stream step {t}", kind.name()),
+                            h,
+                            &fwd.y[t * row..(t + 1) * row],
+                        );
+                    }
+                    let (ref_h, _) = flatten(&fwd.final_states);
+                    assert_close(
+                        &format!("{isa} {} stream state", kind.name()),
+                        &stream.state().h,
+                        &ref_h,
+                    );
+                    let e = stream.step(&x[..batch * c.input - 1]).unwrap_err();
+                    assert!(matches!(e, RnnError::Shape { what: "x_t", .. }), "{e}");
+                });
+            }
+        }
+    }
+    let bi = RnnConfig::new(CellKind::Gru, 2, 3)
+        .with_bidirectional(true)
+        .init(0)
+        .unwrap();
+    assert_eq!(bi.stream(1).unwrap_err(), RnnError::BidirectionalStream);
+}

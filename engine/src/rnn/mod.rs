@@ -33,8 +33,10 @@ mod gemm;
 mod network;
 mod params;
 mod plan;
+mod stream;
 
 pub use config::RnnConfig;
 pub use error::RnnError;
 pub use network::{Mode, Rnn, RnnCache, RnnForward, RnnInputGrads, RnnState, SeqBatch};
 pub use params::{DirectionParams, RnnGrads, RnnParams};
+pub use stream::RnnStream;

@@ -9,8 +9,10 @@
 mod pack;
 mod step;
 
-pub use pack::{PackFor, PackedRecurrent};
-pub use step::{BackwardStep, COLUMN_SPLIT_MAX_ROWS, ForwardStep, backward_step, forward_step};
+pub use pack::{PackFor, PackedMatrix, PackedRecurrent};
+pub use step::{
+    BackwardStep, COLUMN_SPLIT_MAX_ROWS, ForwardStep, backward_step, forward_step, packed_matmul,
+};
 
 #[cold]
 #[inline(never)]

@@ -6,8 +6,8 @@ use crate::Isa;
 
 /// `(rows per register tile, vectors per gate)` of the forward step kernel, by lane count and cell.
 ///
-/// The tile holds `rows × G·U` accumulators: AVX2 has 16 ymm registers, so LSTM (G = 4) takes 3
-/// rows (12 accumulators + broadcasts), GRU (G = 3) 4 rows, and the one-gate RNN 6 rows of 2
+/// The tile holds `rows × G·U` accumulators: AVX2 has 16 ymm registers, so LSTM (G = 4) takes 2
+/// rows (8 accumulators + 4 gate vectors + a broadcast), GRU (G = 3) 3 rows, and the one-gate RNN 6 rows of 2
 /// vectors (the classic 6×16 SGEMM tile). AVX-512 has 32 zmm registers and doubles the rows.
 pub(crate) const fn forward_blocking(lanes: usize, kind: CellKind) -> (usize, usize) {
     match (lanes, kind) {
@@ -65,11 +65,9 @@ pub struct PackedRecurrent {
     /// `ceil(H / units)` panels, each `(H, G·units)`: row `k` holds
     /// `[W_hh[g·H + j, k] for g in gates for j in panel's units]`, zero past `H`.
     pub(crate) forward: Vec<f32>,
-    /// Output columns per backward panel.
-    pub(crate) backward_cols: usize,
-    /// `ceil(H / backward_cols)` panels, each `(G·H, backward_cols)`: row `m` holds
-    /// `W_hh[m, panel's columns]`, zero past `H`. Empty for [`PackFor::Inference`].
-    pub(crate) backward: Vec<f32>,
+    /// `W_hh` `(G·H, H)` itself in column panels, for `dh_{t-1} = δ_u·W_hh`. `None` for
+    /// [`PackFor::Inference`].
+    pub(crate) backward: Option<PackedMatrix>,
     /// GRU only: `b_hn`, the recurrent bias of the `n` gate, which stays inside `r⊙(…)`. (H)
     pub(crate) b_hn: Vec<f32>,
 }
@@ -102,15 +100,13 @@ impl PackedRecurrent {
         let isa = isa.clamp_to_host();
         let lanes = lanes(isa);
         let (_, u) = forward_blocking(lanes, kind);
-        let (_, nv) = backward_blocking(lanes);
         let mut packed = PackedRecurrent {
             kind,
             hidden,
             isa,
             units: u * lanes,
             forward: Vec::new(),
-            backward_cols: nv * lanes,
-            backward: Vec::new(),
+            backward: None,
             b_hn: Vec::new(),
         };
         packed.repack(w_hh, b_hh, purpose);
@@ -149,23 +145,15 @@ impl PackedRecurrent {
                 }
             }
         }
-        self.backward.clear();
         if purpose == PackFor::Training {
-            let nb = self.backward_cols;
-            let panels = h.div_ceil(nb);
-            let m = g * h;
-            self.backward.resize(panels * m * nb, 0.0);
-            for q in 0..panels {
-                let panel = &mut self.backward[q * m * nb..(q + 1) * m * nb];
-                for row in 0..m {
-                    for s in 0..nb {
-                        let col = q * nb + s;
-                        if col < h {
-                            panel[row * nb + s] = w_hh[row * h + col];
-                        }
-                    }
+            match self.backward.as_mut() {
+                Some(packed) => packed.repack(w_hh, h, 1),
+                None => {
+                    self.backward = Some(PackedMatrix::with_isa(self.isa, w_hh, g * h, h, h, 1));
                 }
             }
+        } else {
+            self.backward = None;
         }
         self.b_hn.clear();
         if self.kind == CellKind::Gru {
@@ -190,6 +178,88 @@ impl PackedRecurrent {
 
     /// Whether the backward panels are present ([`PackFor::Training`]).
     pub fn has_backward(&self) -> bool {
-        !self.backward.is_empty()
+        self.backward.is_some()
+    }
+}
+
+/// A `k × n` matrix B packed into column panels for [`super::packed_matmul`] (`C (+)= A·B`),
+/// once, then multiplied many times — e.g. `W_ihᵀ` of a streaming layer, or `W_hh` for the
+/// backward step.
+///
+/// Layout: `ceil(n / cols)` panels (`cols = 2·LANES`), panel `q` row `p` holding
+/// `B[p, q·cols .. q·cols + cols]`, zero past `n`.
+#[derive(Clone, Debug)]
+pub struct PackedMatrix {
+    pub(crate) isa: Isa,
+    pub(crate) k: usize,
+    pub(crate) n: usize,
+    /// Columns per panel.
+    pub(crate) cols: usize,
+    pub(crate) data: Vec<f32>,
+}
+
+impl PackedMatrix {
+    /// Packs B (`k × n`, element `(p, j)` at `b[p·row_stride + j·col_stride]`) for `isa`.
+    ///
+    /// # Panics
+    /// If `b` is too short for the given shape and strides.
+    pub fn with_isa(
+        isa: Isa,
+        b: &[f32],
+        k: usize,
+        n: usize,
+        row_stride: usize,
+        col_stride: usize,
+    ) -> Self {
+        let isa = isa.clamp_to_host();
+        let (_, nv) = backward_blocking(lanes(isa));
+        let mut packed = PackedMatrix {
+            isa,
+            k,
+            n,
+            cols: nv * lanes(isa),
+            data: Vec::new(),
+        };
+        packed.repack_strided(b, row_stride, col_stride);
+        packed
+    }
+
+    /// Packs new values of a row-major (`row_stride`, `col_stride`) B of the same shape.
+    pub(crate) fn repack(&mut self, b: &[f32], row_stride: usize, col_stride: usize) {
+        self.repack_strided(b, row_stride, col_stride);
+    }
+
+    fn repack_strided(&mut self, b: &[f32], row_stride: usize, col_stride: usize) {
+        let (k, n, nb) = (self.k, self.n, self.cols);
+        if k > 0 && n > 0 {
+            let last = (k - 1) * row_stride + (n - 1) * col_stride;
+            if b.len() <= last {
+                super::shape_mismatch("packed matrix B values", last + 1, b.len());
+            }
+        }
+        let panels = n.div_ceil(nb);
+        self.data.clear();
+        self.data.resize(panels * k * nb, 0.0);
+        for q in 0..panels {
+            let panel = &mut self.data[q * k * nb..(q + 1) * k * nb];
+            for p in 0..k {
+                for s in 0..nb {
+                    let j = q * nb + s;
+                    if j < n {
+                        panel[p * nb + s] = b[p * row_stride + j * col_stride];
+                    }
+                }
+            }
+        }
+    }
+
+    /// k (rows of B).
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// n (columns of B).
+    pub fn n(&self) -> usize {
+        self.n
     }
 }

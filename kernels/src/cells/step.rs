@@ -23,7 +23,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::pack::{self, PackedRecurrent};
+use super::pack::{self, PackedMatrix, PackedRecurrent};
 use super::{CellKind, RnnActivation};
 use crate::simd::{Portable, Simd};
 use crate::{Isa, Par};
@@ -150,7 +150,7 @@ pub fn forward_step(packed: &PackedRecurrent, step: ForwardStep<'_>, par: Par) {
 /// `packed` was packed without [`pack::PackFor::Training`].
 pub fn backward_step(packed: &PackedRecurrent, step: BackwardStep<'_>, par: Par) {
     let (h, g, rows) = (packed.hidden, packed.kind.gates(), step.rows);
-    if !packed.has_backward() {
+    if packed.backward.is_none() {
         missing("backward panels (pack with PackFor::Training)");
     }
     check_len("dy (rows, H)", rows * h, step.dy.len());
@@ -159,8 +159,6 @@ pub fn backward_step(packed: &PackedRecurrent, step: BackwardStep<'_>, par: Par)
     let mut args = BackwardArgs {
         rows,
         hidden: h,
-        n_gates: g,
-        panels: packed.backward.as_ptr(),
         dy: step.dy.as_ptr(),
         dh: step.dh.as_mut_ptr(),
         dc: std::ptr::null_mut(),
@@ -198,17 +196,57 @@ pub fn backward_step(packed: &PackedRecurrent, step: BackwardStep<'_>, par: Par)
     if rows == 0 {
         return;
     }
-    let (gates_kernel, matmul_kernel) = backward_kernels(packed.isa, packed.kind);
+    let gates_kernel = backward_kernel(packed.isa, packed.kind);
     // SAFETY: pointers cover their documented shapes (checked above); the ISA was clamped to the
     // host when packing; single-threaded here.
     unsafe { gates_kernel(&args) };
-    let panels = h.div_ceil(packed.backward_cols);
+    // dh_{t-1} (+)= δ_u · W_hh: GRU adds to the direct path dh⊙z the gates kernel left in `dh`.
+    let w_hh = packed
+        .backward
+        .as_ref()
+        .expect("checked by has_backward above");
     let accumulate = packed.kind == CellKind::Gru;
-    let args = SharedArgs(args);
-    split_panels(panels, rows, par, &|range: Range<usize>| {
-        // SAFETY: as above; concurrent calls get disjoint panel ranges, i.e. disjoint columns of
-        // `dh`, and only read `gates`.
-        unsafe { matmul_kernel(args.get(), range.start, range.end, accumulate) }
+    packed_matmul(w_hh, rows, step.gates, g * h, step.dh, h, accumulate, par);
+}
+
+/// `C ← A·B` (or `C ← C + A·B` if `accumulate`) for `rows` rows: A (rows, k) with row stride
+/// `lda`, B packed ([`PackedMatrix`], k × n), C (rows, n) with row stride `ldc`. With few rows
+/// and a parallel `par`, the columns are split across threads (no reduction is split).
+///
+/// # Panics
+/// If a buffer is shorter than its shape (kernel API misuse).
+pub fn packed_matmul(
+    b: &PackedMatrix,
+    rows: usize,
+    a: &[f32],
+    lda: usize,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+    par: Par,
+) {
+    if rows == 0 || b.n == 0 {
+        return;
+    }
+    check_len("A (rows, k)", (rows - 1) * lda + b.k, a.len());
+    check_len("C (rows, n)", (rows - 1) * ldc + b.n, c.len());
+    let args = SharedArgs(MatmulArgs {
+        rows,
+        k: b.k,
+        n: b.n,
+        a: a.as_ptr(),
+        lda,
+        panels: b.data.as_ptr(),
+        c: c.as_mut_ptr(),
+        ldc,
+        accumulate,
+    });
+    let kernel = matmul_kernel(b.isa);
+    split_panels(b.n.div_ceil(b.cols), rows, par, &|range: Range<usize>| {
+        // SAFETY: A and C cover their shapes (checked above), B's panels match (k, n, cols) by
+        // construction, its ISA was clamped to the host; concurrent calls get disjoint panel
+        // ranges, i.e. disjoint columns of C.
+        unsafe { kernel(args.get(), range.start, range.end) }
     });
 }
 
@@ -269,12 +307,21 @@ struct ForwardArgs {
     b_hn: *const f32,
 }
 
+struct MatmulArgs {
+    rows: usize,
+    k: usize,
+    n: usize,
+    a: *const f32,
+    lda: usize,
+    panels: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+}
+
 struct BackwardArgs {
     rows: usize,
     hidden: usize,
-    /// G: the backward matmul reduces over K = G·H.
-    n_gates: usize,
-    panels: *const f32,
     dy: *const f32,
     dh: *mut f32,
     dc: *mut f32,
@@ -550,38 +597,36 @@ unsafe fn backward_gates_body<S: Simd, const CELL: u8>(a: &BackwardArgs) {
     }
 }
 
-/// `dh[:, cols] (+)= δ_u · W_hh[:, cols]` over backward panels `p0..p1`.
+/// `C[:, panel cols] (+)= A · B[:, panel cols]` over B's panels `p0..p1`.
 ///
 /// # Safety
-/// As [`backward_gates_body`], with the panels packed for `NV·LANES` columns each.
+/// `m` satisfies the shapes checked by [`packed_matmul`], with B packed `NV·LANES` columns per
+/// panel; the CPU runs `S`.
 #[inline(always)]
-unsafe fn recurrent_grad_body<S: Simd, const MR: usize, const NV: usize>(
-    a: &BackwardArgs,
+unsafe fn packed_matmul_body<S: Simd, const MR: usize, const NV: usize>(
+    m: &MatmulArgs,
     p0: usize,
     p1: usize,
-    accumulate: bool,
 ) {
-    let h = a.hidden;
-    let k = a.n_gates * h;
     let cols = NV * S::LANES;
     for p in p0..p1 {
-        // SAFETY: panel p lies inside the packed backward buffer of `panels·K·cols` floats.
-        let panel = unsafe { a.panels.add(p * k * cols) };
+        // SAFETY: panel p lies inside the packed buffer of `panels·k·cols` floats.
+        let panel = unsafe { m.panels.add(p * m.k * cols) };
         let c0 = p * cols;
         let mut r = 0;
-        while r + MR <= a.rows {
-            // SAFETY: rows r..r+MR of δ_u (K floats each) exist.
+        while r + MR <= m.rows {
+            // SAFETY: rows r..r+MR of A (k floats each at stride lda) exist.
             unsafe {
-                let acc = tile::<S, MR, NV>(a.gates.add(r * k), k, k, panel);
-                grad_epilogue::<S, MR, NV>(&acc, a, r, c0, accumulate);
+                let acc = tile::<S, MR, NV>(m.a.add(r * m.lda), m.lda, m.k, panel);
+                matmul_epilogue::<S, MR, NV>(&acc, m, r, c0);
             }
             r += MR;
         }
-        while r < a.rows {
+        while r < m.rows {
             // SAFETY: as above for one row.
             unsafe {
-                let acc = tile::<S, 1, NV>(a.gates.add(r * k), k, k, panel);
-                grad_epilogue::<S, 1, NV>(&acc, a, r, c0, accumulate);
+                let acc = tile::<S, 1, NV>(m.a.add(r * m.lda), m.lda, m.k, panel);
+                matmul_epilogue::<S, 1, NV>(&acc, m, r, c0);
             }
             r += 1;
         }
@@ -589,27 +634,25 @@ unsafe fn recurrent_grad_body<S: Simd, const MR: usize, const NV: usize>(
 }
 
 /// # Safety
-/// Rows `r0..r0+MR` and columns `c0..` (clipped to H) of `dh` exist.
+/// Rows `r0..r0+MR` and columns `c0..` (clipped to n) of C exist.
 #[inline(always)]
-unsafe fn grad_epilogue<S: Simd, const MR: usize, const NV: usize>(
+unsafe fn matmul_epilogue<S: Simd, const MR: usize, const NV: usize>(
     acc: &[[S::V; NV]; MR],
-    a: &BackwardArgs,
+    m: &MatmulArgs,
     r0: usize,
     c0: usize,
-    accumulate: bool,
 ) {
-    let h = a.hidden;
     for (r, acc) in acc.iter().enumerate() {
         for (v, value) in acc.iter().enumerate() {
             let col = c0 + v * S::LANES;
-            if col >= h {
+            if col >= m.n {
                 break;
             }
-            let n = (h - col).min(S::LANES);
-            // SAFETY: `col + n ≤ H`, row `r0 + r < rows`.
+            let n = (m.n - col).min(S::LANES);
+            // SAFETY: `col + n ≤ n`, row `r0 + r < rows`.
             unsafe {
-                let p = a.dh.add((r0 + r) * h + col);
-                let out = if accumulate {
+                let p = m.c.add((r0 + r) * m.ldc + col);
+                let out = if m.accumulate {
                     S::add(load_n::<S>(p, n), *value)
                 } else {
                     *value
@@ -626,7 +669,7 @@ unsafe fn grad_epilogue<S: Simd, const MR: usize, const NV: usize>(
 
 type ForwardKernel = unsafe fn(&ForwardArgs, usize, usize);
 type GatesKernel = unsafe fn(&BackwardArgs);
-type MatmulKernel = unsafe fn(&BackwardArgs, usize, usize, bool);
+type MatmulKernel = unsafe fn(&MatmulArgs, usize, usize);
 
 /// # Safety
 /// As [`forward_body`] with `S = Portable` (runs anywhere).
@@ -647,15 +690,10 @@ unsafe fn gates_portable<const CELL: u8>(a: &BackwardArgs) {
 }
 
 /// # Safety
-/// As [`recurrent_grad_body`] with `S = Portable`.
-unsafe fn matmul_portable<const MR: usize, const NV: usize>(
-    a: &BackwardArgs,
-    p0: usize,
-    p1: usize,
-    accumulate: bool,
-) {
+/// As [`packed_matmul_body`] with `S = Portable`.
+unsafe fn matmul_portable<const MR: usize, const NV: usize>(m: &MatmulArgs, p0: usize, p1: usize) {
     // SAFETY: forwarded contract.
-    unsafe { recurrent_grad_body::<Portable, MR, NV>(a, p0, p1, accumulate) }
+    unsafe { packed_matmul_body::<Portable, MR, NV>(m, p0, p1) }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -714,29 +752,27 @@ mod x86 {
     }
 
     /// # Safety
-    /// As [`recurrent_grad_body`]; the CPU has AVX2 and FMA.
+    /// As [`packed_matmul_body`]; the CPU has the features enabled here.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn matmul_avx2<const MR: usize, const NV: usize>(
-        a: &BackwardArgs,
+        m: &MatmulArgs,
         p0: usize,
         p1: usize,
-        accumulate: bool,
     ) {
         // SAFETY: forwarded contract.
-        unsafe { recurrent_grad_body::<Avx2, MR, NV>(a, p0, p1, accumulate) }
+        unsafe { packed_matmul_body::<Avx2, MR, NV>(m, p0, p1) }
     }
 
     /// # Safety
-    /// As [`recurrent_grad_body`]; the CPU has AVX-512F/BW/VL.
+    /// As [`packed_matmul_body`]; the CPU has the features enabled here.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
     pub(super) unsafe fn matmul_avx512<const MR: usize, const NV: usize>(
-        a: &BackwardArgs,
+        m: &MatmulArgs,
         p0: usize,
         p1: usize,
-        accumulate: bool,
     ) {
         // SAFETY: forwarded contract.
-        unsafe { recurrent_grad_body::<Avx512, MR, NV>(a, p0, p1, accumulate) }
+        unsafe { packed_matmul_body::<Avx512, MR, NV>(m, p0, p1) }
     }
 }
 
@@ -784,8 +820,8 @@ fn forward_kernel(isa: Isa, kind: CellKind) -> ForwardKernel {
     }
 }
 
-/// The backward kernels (elementwise gates, recurrent matmul) of `kind` on `isa`.
-fn backward_kernels(isa: Isa, kind: CellKind) -> (GatesKernel, MatmulKernel) {
+/// The elementwise gate-backward kernel of `kind` on `isa`.
+fn backward_kernel(isa: Isa, kind: CellKind) -> GatesKernel {
     let cell = match kind {
         CellKind::Lstm => LSTM,
         CellKind::Gru => GRU,
@@ -793,35 +829,31 @@ fn backward_kernels(isa: Isa, kind: CellKind) -> (GatesKernel, MatmulKernel) {
         CellKind::Rnn(RnnActivation::Relu) => RNN_RELU,
     };
     macro_rules! by_cell {
-        ($f:ident) => {
+        ($($f:ident)::+) => {
             match cell {
-                LSTM => $f::<LSTM> as GatesKernel,
-                GRU => $f::<GRU>,
-                RNN_TANH => $f::<RNN_TANH>,
-                _ => $f::<RNN_RELU>,
+                LSTM => $($f)::+::<LSTM> as GatesKernel,
+                GRU => $($f)::+::<GRU>,
+                RNN_TANH => $($f)::+::<RNN_TANH>,
+                _ => $($f)::+::<RNN_RELU>,
             }
         };
     }
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => {
-            use x86::gates_avx2;
-            (
-                by_cell!(gates_avx2),
-                x86::matmul_avx2::<{ BWD_8.0 }, { BWD_8.1 }>,
-            )
-        }
+        Isa::Avx2 => by_cell!(x86::gates_avx2),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => {
-            use x86::gates_avx512;
-            (
-                by_cell!(gates_avx512),
-                x86::matmul_avx512::<{ BWD_16.0 }, { BWD_16.1 }>,
-            )
-        }
-        _ => (
-            by_cell!(gates_portable),
-            matmul_portable::<{ BWD_8.0 }, { BWD_8.1 }>,
-        ),
+        Isa::Avx512 => by_cell!(x86::gates_avx512),
+        _ => by_cell!(gates_portable),
+    }
+}
+
+/// The packed-matmul kernel on `isa` (blocking as `pack::backward_blocking`).
+fn matmul_kernel(isa: Isa) -> MatmulKernel {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => x86::matmul_avx2::<{ BWD_8.0 }, { BWD_8.1 }>,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => x86::matmul_avx512::<{ BWD_16.0 }, { BWD_16.1 }>,
+        _ => matmul_portable::<{ BWD_8.0 }, { BWD_8.1 }>,
     }
 }

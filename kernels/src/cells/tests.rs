@@ -268,3 +268,42 @@ fn backward_step_matches_finite_differences_on_every_isa() {
         }
     }
 }
+
+#[test]
+fn packed_matmul_matches_naive_on_every_isa() {
+    for isa in Isa::available() {
+        for (rows, k, n) in [(1, 1, 1), (1, 37, 70), (7, 13, 16), (13, 5, 33)] {
+            for (rs, cs) in [(n, 1), (1, k)] {
+                let b = values(k * n, 41);
+                let a = values(rows * (k + 3), 42);
+                let packed = PackedMatrix::with_isa(isa, &b, k, n, rs, cs);
+                for accumulate in [false, true] {
+                    for par in [Par::Seq, Par::Rayon(2)] {
+                        let init = values(rows * (n + 2), 43);
+                        let mut c = init.clone();
+                        packed_matmul(&packed, rows, &a, k + 3, &mut c, n + 2, accumulate, par);
+                        for r in 0..rows {
+                            for j in 0..n + 2 {
+                                let got = c[r * (n + 2) + j];
+                                if j >= n {
+                                    assert_eq!(got, init[r * (n + 2) + j], "wrote past n");
+                                    continue;
+                                }
+                                let mut want: f64 = (0..k)
+                                    .map(|p| a[r * (k + 3) + p] as f64 * b[p * rs + j * cs] as f64)
+                                    .sum();
+                                if accumulate {
+                                    want += init[r * (n + 2) + j] as f64;
+                                }
+                                assert!(
+                                    (got as f64 - want).abs() < 1e-5 * (1.0 + want.abs()),
+                                    "{isa} {rows}x{k}x{n}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
