@@ -6,6 +6,8 @@
 
 use std::time::Instant;
 
+use clap::Args;
+
 use recur_engine::kernels::{CellKind, Par, RnnActivation};
 use recur_engine::rnn::{Mode, RnnConfig, SeqBatch};
 
@@ -45,6 +47,64 @@ pub fn cell_from_name(name: &str) -> Option<CellKind> {
         "rnn" | "rnn_tanh" => Some(CellKind::Rnn(RnnActivation::Tanh)),
         "rnn_relu" => Some(CellKind::Rnn(RnnActivation::Relu)),
         _ => None,
+    }
+}
+
+/// `rnnbench layer` arguments.
+#[derive(Args, Clone, Debug)]
+pub struct LayerArgs {
+    /// lstm | gru | rnn (tanh) | rnn_relu
+    #[arg(long, value_parser = parse_cell)]
+    pub cell: CellKind,
+    /// infer (forward) | train (forward + BPTT with dL/dy = 1)
+    #[arg(long, value_parser = parse_mode)]
+    pub mode: LayerMode,
+    /// B
+    #[arg(long)]
+    pub batch: usize,
+    /// T
+    #[arg(long)]
+    pub steps: usize,
+    /// I
+    #[arg(long)]
+    pub input: usize,
+    /// H
+    #[arg(long)]
+    pub hidden: usize,
+    /// Threads of the rayon pool the layer runs in.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Timed repetitions after one warm-up; median and minimum are reported.
+    #[arg(long, default_value_t = 7)]
+    pub reps: usize,
+}
+
+fn parse_cell(s: &str) -> Result<CellKind, String> {
+    cell_from_name(s).ok_or_else(|| format!("expected lstm, gru, rnn or rnn_relu, found {s:?}"))
+}
+
+fn parse_mode(s: &str) -> Result<LayerMode, String> {
+    LayerMode::from_name(s).ok_or_else(|| format!("expected infer or train, found {s:?}"))
+}
+
+/// `rnnbench layer`: runs and prints the JSON line (exit code 2 with a message on bad input).
+pub fn layer_command(args: &LayerArgs) {
+    let bench = LayerBench {
+        cell: args.cell,
+        mode: args.mode,
+        batch: args.batch,
+        steps: args.steps,
+        input: args.input,
+        hidden: args.hidden,
+        threads: args.threads,
+        reps: args.reps,
+    };
+    match run_layer(&bench) {
+        Ok(line) => println!("{line}"),
+        Err(message) => {
+            eprintln!("rnnbench layer: {message}");
+            std::process::exit(2);
+        }
     }
 }
 
@@ -97,7 +157,8 @@ pub fn run_layer(b: &LayerBench) -> Result<String, String> {
         .collect();
     let mut grads = rnn.zero_grads();
     let mut dy = Vec::new();
-    let mut once = || -> Result<f64, String> {
+    let mut once = || -> Result<(f64, Option<f64>), String> {
+        let cpu_start = crate::thread_cpu_seconds();
         let start = Instant::now();
         let input = SeqBatch::new(&x, b.steps, b.batch);
         match b.mode {
@@ -117,16 +178,25 @@ pub fn run_layer(b: &LayerBench) -> Result<String, String> {
                 std::hint::black_box(&back.d_input);
             }
         }
-        Ok(start.elapsed().as_secs_f64() * 1e3)
+        let wall = start.elapsed().as_secs_f64() * 1e3;
+        let cpu = cpu_start
+            .zip(crate::thread_cpu_seconds())
+            .map(|(a, z)| (z - a) * 1e3);
+        Ok((wall, cpu))
     };
-    let times = pool.install(|| -> Result<Vec<f64>, String> {
+    let times = pool.install(|| -> Result<Vec<(f64, Option<f64>)>, String> {
         once()?;
         (0..b.reps.max(1)).map(|_| once()).collect()
     })?;
-    let mut sorted = times.clone();
+    let mut sorted: Vec<f64> = times.iter().map(|t| t.0).collect();
     sorted.sort_by(f64::total_cmp);
     let median = sorted[sorted.len() / 2];
     let min = sorted[0];
+    // On-CPU time of the calling thread: with 1 thread it excludes the time the thread was
+    // descheduled (the noise of a loaded machine); with more it only covers the caller's share.
+    let mut cpu: Vec<f64> = times.iter().filter_map(|t| t.1).collect();
+    cpu.sort_by(f64::total_cmp);
+    let cpu_median = (b.threads == 1 && !cpu.is_empty()).then(|| cpu[cpu.len() / 2]);
     let flops = layer_flops(b) * if b.mode == LayerMode::Train { 3.0 } else { 1.0 };
     let line = serde_json::json!({
         "op": "layer",
@@ -141,6 +211,7 @@ pub fn run_layer(b: &LayerBench) -> Result<String, String> {
         "ms_median": median,
         "ms_min": min,
         "gflops": flops / (median * 1e-3) / 1e9,
+        "cpu_ms_median": cpu_median,
         "peak_rss_mib": peak_rss_mib(),
     });
     Ok(line.to_string())

@@ -4,6 +4,7 @@
 //! ```text
 //! rnnbench peak [--threads N]
 //! rnnbench gemm --m M --n N --k K [--threads N] [--reps R] [--packed-b]
+//! rnnbench layer --cell lstm|gru|rnn --mode train|infer --batch B --steps T --input I --hidden H [--threads N] [--reps R]
 //! ```
 
 use std::time::Instant;
@@ -32,6 +33,8 @@ enum Command {
     Peak(PeakArgs),
     /// recur's SGEMM and matrixmultiply's side by side (interleaved), C = A·B, row-major.
     Gemm(GemmArgs),
+    /// One recurrent layer over a sequence batch: forward (infer) or forward + BPTT (train).
+    Layer(recur_bench::layer::LayerArgs),
 }
 
 #[derive(Args, Debug)]
@@ -74,6 +77,7 @@ fn main() {
     match cli.command {
         Command::Peak(args) => peak_command(&args),
         Command::Gemm(args) => gemm_command(&args),
+        Command::Layer(args) => recur_bench::layer::layer_command(&args),
     }
 }
 
