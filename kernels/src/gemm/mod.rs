@@ -23,7 +23,7 @@
 //! ```
 
 mod driver;
-mod kernel;
+pub(crate) mod kernel;
 mod pack;
 mod packed;
 pub mod peak;
