@@ -259,6 +259,23 @@ unsafe fn map_body<S: Simd, F: VectorFn>(src: *const f32, dst: *mut f32, n: usiz
     }
 }
 
+/// Loads the `n < LANES` floats at `p` into a register whose other lanes hold `fill` (through a
+/// stack buffer), for reductions whose padding must be neutral: `−inf` for a max or an exp-sum.
+///
+/// # Safety
+/// S's ISA is available; `p` is readable for `n` floats.
+#[inline(always)]
+pub(crate) unsafe fn load_tail<S: Simd>(p: *const f32, n: usize, fill: f32) -> S::V {
+    debug_assert!(n < S::LANES && S::LANES <= 16);
+    let mut buf = [fill; 16];
+    // SAFETY: `p` has `n ≤ 16` readable floats (caller) and `buf` room for 16; the load reads
+    // LANES ≤ 16 floats of `buf`; the ISA is the caller's.
+    unsafe {
+        std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), n);
+        S::load(buf.as_ptr())
+    }
+}
+
 /// # Safety
 /// As [`map_body`] (the portable path runs on any CPU).
 unsafe fn map_portable<F: VectorFn>(src: *const f32, dst: *mut f32, n: usize) {

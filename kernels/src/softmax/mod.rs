@@ -51,7 +51,7 @@
 //! from a `#[cold]` shape-check function before any unsafe code runs.
 
 use crate::Isa;
-use crate::activations::exp_v;
+use crate::activations::{exp_v, load_tail};
 use crate::simd::{Portable, Simd};
 
 pub mod reference;
@@ -81,22 +81,6 @@ pub struct LogitsGrad<'a> {
 // ---------------------------------------------------------------------------------------------
 // Row passes (generic over the ISA)
 // ---------------------------------------------------------------------------------------------
-
-/// Loads the `n < LANES` floats at `p` into a register whose other lanes hold `fill`.
-///
-/// # Safety
-/// S's ISA is available; `p` is readable for `n` floats.
-#[inline(always)]
-unsafe fn load_tail<S: Simd>(p: *const f32, n: usize, fill: f32) -> S::V {
-    debug_assert!(n < S::LANES && S::LANES <= 16);
-    let mut buf = [fill; 16];
-    // SAFETY: `p` has `n` readable floats (caller) and `buf` has room for 16 ≥ n; `buf` holds 16 ≥
-    // LANES floats for the load; the ISA is the caller's.
-    unsafe {
-        std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), n);
-        S::load(buf.as_ptr())
-    }
-}
 
 /// `max_j x[j]` over `n ≥ 1` floats. A NaN may or may not win; the exp-sum pass turns it into a
 /// NaN row either way.
@@ -143,7 +127,7 @@ unsafe fn row_exp_sum<S: Simd, const STORE: bool>(
     let lanes = S::LANES;
     let mut total = 0.0f64;
     // SAFETY: every access below stays within `[0, n)` (block and loop bounds, `load_tail`,
-    // `store_partial` of `n − i` lanes); ISA: caller.
+    // `store_partial` of `end − i` lanes); ISA: caller.
     unsafe {
         let max = S::splat(m);
         let mut block = 0;
