@@ -232,13 +232,11 @@ pub fn load_token_cache(
 /// Validates the mapped contents: ids below the vocabulary size, line records consistent. One
 /// pass over the ids (memory speed), so a damaged cache is rebuilt rather than trusted.
 fn check_contents(store: &TokenStore, vocab_size: usize) -> Option<String> {
-    let ids = store.ids();
-    let vocab = vocab_size as u32;
-    let bad = (0..ids.len()).find(|&i| ids.get(i) >= vocab);
-    if let Some(i) = bad {
+    if let Some(max) = store.ids().max()
+        && max as usize >= vocab_size
+    {
         return Some(format!(
-            "token {i} has id {}, the vocabulary has {vocab_size}",
-            ids.get(i)
+            "a token has id {max}, the vocabulary has {vocab_size}"
         ));
     }
     // Line records: strictly increasing ends that finish at the token count, and running
@@ -273,6 +271,8 @@ struct CacheWriter {
     line_token_ends: BufWriter<File>,
     line_sample_ends: BufWriter<File>,
     width: IdWidth,
+    /// Little-endian bytes of the ids of one `push_ids` call.
+    stage: Vec<u8>,
     tokens: u64,
     lines: u64,
     samples: u64,
@@ -298,6 +298,27 @@ impl TokenSink for CacheWriter {
         };
         self.tokens += 1;
         self.current_line += 1;
+        self.io(r)
+    }
+
+    fn push_ids(&mut self, ids: &[u32]) -> Result<(), DataError> {
+        self.stage.clear();
+        match self.width {
+            IdWidth::U8 => self.stage.extend(ids.iter().map(|&id| id as u8)),
+            IdWidth::U16 => {
+                for &id in ids {
+                    self.stage.extend_from_slice(&(id as u16).to_le_bytes());
+                }
+            }
+            IdWidth::U32 => {
+                for &id in ids {
+                    self.stage.extend_from_slice(&id.to_le_bytes());
+                }
+            }
+        }
+        self.tokens += ids.len() as u64;
+        self.current_line += ids.len() as u64;
+        let r = self.ids.write_all(&self.stage);
         self.io(r)
     }
 
@@ -410,6 +431,7 @@ fn write_cache_file(
         line_token_ends: open_at(layout.line_token_ends_at)?,
         line_sample_ends: open_at(layout.line_token_ends_at + lines * 8)?,
         width,
+        stage: Vec::new(),
         tokens: 0,
         lines: 0,
         samples: 0,

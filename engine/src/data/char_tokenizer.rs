@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::corpus::Corpus;
 use super::error::DataError;
-use super::text::{CaseAndScript, LineMode, for_each_char};
+use super::text::{CaseAndScript, LineMode, for_each_char, for_each_char_run};
 use super::tokenizer::{CorpusStats, Encoded, TokenSink};
 
 /// How text becomes characters.
@@ -129,16 +129,24 @@ impl CharVocab {
     ) -> Result<(CharVocab, CorpusStats), DataError> {
         let mut seen_ascii = [false; 128];
         let mut seen_other = BTreeSet::new();
-        let tokens = for_each_char(
+        let tokens = for_each_char_run(
             corpus.bytes(),
             corpus.path(),
             config.case_and_script(),
             config.lines,
-            |c| {
-                if c.is_ascii() {
-                    seen_ascii[c as usize] = true;
+            |run| {
+                if run.is_ascii() {
+                    for b in run.bytes() {
+                        seen_ascii[b as usize] = true;
+                    }
                 } else {
-                    seen_other.insert(c);
+                    for c in run.chars() {
+                        if c.is_ascii() {
+                            seen_ascii[c as usize] = true;
+                        } else {
+                            seen_other.insert(c);
+                        }
+                    }
                 }
             },
         )?;
@@ -200,25 +208,45 @@ impl CharVocab {
         sink: &mut dyn TokenSink,
     ) -> Result<(), DataError> {
         let mut failure: Option<DataError> = None;
-        for_each_char(
+        let mut ids: Vec<u32> = Vec::new();
+        for_each_char_run(
             corpus.bytes(),
             corpus.path(),
             self.config.case_and_script(),
             self.config.lines,
-            |c| {
+            |run| {
                 if failure.is_some() {
                     return;
                 }
-                let result = match self.id(c) {
-                    Some(id) => sink.push(id),
-                    None => Err(DataError::InvalidVocabulary(format!(
+                ids.clear();
+                let mut unknown = None;
+                if run.is_ascii() {
+                    for b in run.bytes() {
+                        let id = self.ascii_ids[b as usize];
+                        if id == NO_ID {
+                            unknown = Some(char::from(b));
+                            break;
+                        }
+                        ids.push(id);
+                    }
+                } else {
+                    for c in run.chars() {
+                        match self.id(c) {
+                            Some(id) => ids.push(id),
+                            None => {
+                                unknown = Some(c);
+                                break;
+                            }
+                        }
+                    }
+                }
+                failure = match unknown {
+                    Some(c) => Some(DataError::InvalidVocabulary(format!(
                         "character {c:?} of {} is not in the vocabulary",
                         corpus.path().display()
                     ))),
+                    None => sink.push_ids(&ids).err(),
                 };
-                if let Err(e) = result {
-                    failure = Some(e);
-                }
             },
         )?;
         match failure {

@@ -106,6 +106,15 @@ impl<'a> TokenIds<'a> {
         }
     }
 
+    /// The largest id (`None` when empty). One vectorisable pass.
+    pub fn max(&self) -> Option<u32> {
+        match self {
+            TokenIds::U8(s) => s.iter().copied().max().map(u32::from),
+            TokenIds::U16(s) => s.iter().copied().max().map(u32::from),
+            TokenIds::U32(s) => s.iter().copied().max(),
+        }
+    }
+
     /// All ids widened to `u32` (tests and short streams; allocates).
     pub fn to_vec(&self) -> Vec<u32> {
         (0..self.len()).map(|i| self.get(i)).collect()

@@ -55,11 +55,15 @@ fn stripped_range(line: &[u8]) -> std::ops::Range<usize> {
     start..end
 }
 
-/// Cleans lines into a reusable buffer, reporting invalid UTF-8 with its corpus position.
+/// Cleans lines, borrowing them when nothing changes and otherwise writing into reusable
+/// buffers; reports invalid UTF-8 with its corpus position.
 #[derive(Debug)]
 pub(crate) struct LineCleaner<'p> {
     options: CaseAndScript,
-    buffer: String,
+    /// ASCII results.
+    bytes: Vec<u8>,
+    /// Lower-cased Unicode results.
+    text: String,
     /// For error messages.
     path: &'p Path,
 }
@@ -68,65 +72,90 @@ impl<'p> LineCleaner<'p> {
     pub(crate) fn new(options: CaseAndScript, path: &'p Path) -> Self {
         LineCleaner {
             options,
-            buffer: String::new(),
+            bytes: Vec::new(),
+            text: String::new(),
             path,
         }
     }
 
     /// Cleans `piece`, which starts at byte `offset` of `whole` (the corpus, for error positions).
-    pub(crate) fn clean(
-        &mut self,
-        piece: &[u8],
+    pub(crate) fn clean<'a>(
+        &'a mut self,
+        piece: &'a [u8],
         offset: usize,
         whole: &[u8],
-    ) -> Result<&str, DataError> {
-        self.buffer.clear();
-        if self.options.ascii_only {
-            for &b in piece.iter().filter(|b| b.is_ascii()) {
-                let b = if self.options.lowercase {
-                    b.to_ascii_lowercase()
-                } else {
-                    b
-                };
-                self.buffer.push(char::from(b));
+    ) -> Result<&'a str, DataError> {
+        let lowercase = self.options.lowercase;
+        let ascii = piece.is_ascii();
+        if ascii && !lowercase {
+            return Ok(ascii_str(piece));
+        }
+        if ascii || self.options.ascii_only {
+            self.bytes.clear();
+            if ascii {
+                self.bytes.extend_from_slice(piece);
+            } else {
+                self.bytes
+                    .extend(piece.iter().copied().filter(u8::is_ascii));
             }
-            return Ok(&self.buffer);
+            if lowercase {
+                self.bytes.make_ascii_lowercase();
+            }
+            return Ok(ascii_str(&self.bytes));
         }
         let text = match std::str::from_utf8(piece) {
             Ok(t) => t,
             Err(e) => return Err(invalid_utf8_at(self.path, whole, offset + e.valid_up_to())),
         };
-        if !self.options.lowercase {
-            self.buffer.push_str(text);
-        } else if text.is_ascii() {
-            self.buffer
-                .extend(text.chars().map(|c| c.to_ascii_lowercase()));
-        } else {
-            // `str::to_lowercase` (not per-char) so that a final capital sigma becomes `ς`, as
-            // Python's `str.lower()` does.
-            self.buffer.push_str(&text.to_lowercase());
+        if !lowercase {
+            return Ok(text);
         }
-        Ok(&self.buffer)
+        if text.contains('\u{3a3}') {
+            // `str::to_lowercase` (not per char) so that a final capital sigma becomes `ς`, as
+            // Python's `str.lower()` does.
+            self.text = text.to_lowercase();
+        } else {
+            self.text.clear();
+            for c in text.chars() {
+                self.text.extend(c.to_lowercase());
+            }
+        }
+        Ok(&self.text)
     }
 }
 
-/// Calls `on_char` for every character of `bytes` after the character tokeniser's preprocessing.
+/// `bytes`, which are all ASCII, as a `&str`.
+fn ascii_str(bytes: &[u8]) -> &str {
+    debug_assert!(bytes.is_ascii());
+    std::str::from_utf8(bytes).expect("ASCII is UTF-8")
+}
+
+/// Calls `on_run` with the preprocessed text of `bytes` in pieces (cleaned lines and the single
+/// spaces that join them), in order; concatenated, the pieces are the character tokeniser's text.
 ///
+/// Working on pieces rather than characters lets callers take an ASCII fast path per piece.
 /// `path` only labels errors. Returns the number of characters produced.
 ///
 /// # Errors
 ///
 /// [`DataError::InvalidUtf8`] when `options.ascii_only` is false and a line is not UTF-8.
-pub fn for_each_char(
+pub fn for_each_char_run(
     bytes: &[u8],
     path: &Path,
     options: CaseAndScript,
     lines: LineMode,
-    mut on_char: impl FnMut(char),
+    mut on_run: impl FnMut(&str),
 ) -> Result<u64, DataError> {
     let mut cleaner = LineCleaner::new(options, path);
     let mut produced = 0u64;
     let mut offset = 0usize;
+    let count = |run: &str| {
+        if run.is_ascii() {
+            run.len() as u64
+        } else {
+            run.chars().count() as u64
+        }
+    };
     match lines {
         LineMode::StripAndJoin => {
             let mut first = true;
@@ -139,28 +168,42 @@ pub fn for_each_char(
                     continue;
                 }
                 if !first {
-                    on_char(' ');
+                    on_run(" ");
                     produced += 1;
                 }
                 first = false;
-                for c in cleaned.chars() {
-                    on_char(c);
-                    produced += 1;
-                }
+                produced += count(cleaned);
+                on_run(cleaned);
             }
         }
         LineMode::Keep => {
             for line in bytes.split_inclusive(|&b| b == b'\n') {
                 let cleaned = cleaner.clean(line, offset, bytes)?;
                 offset += line.len();
-                for c in cleaned.chars() {
-                    on_char(c);
-                    produced += 1;
-                }
+                produced += count(cleaned);
+                on_run(cleaned);
             }
         }
     }
     Ok(produced)
+}
+
+/// Calls `on_char` for every character of `bytes` after the character tokeniser's preprocessing
+/// (see [`for_each_char_run`]). Returns the number of characters produced.
+///
+/// # Errors
+///
+/// [`DataError::InvalidUtf8`] when `options.ascii_only` is false and a line is not UTF-8.
+pub fn for_each_char(
+    bytes: &[u8],
+    path: &Path,
+    options: CaseAndScript,
+    lines: LineMode,
+    mut on_char: impl FnMut(char),
+) -> Result<u64, DataError> {
+    for_each_char_run(bytes, path, options, lines, |run| {
+        run.chars().for_each(&mut on_char)
+    })
 }
 
 /// Calls `on_line` with every line of `bytes` (split on `\n`, the `\n` removed) after cleaning.

@@ -13,6 +13,10 @@ use super::word_tokenizer::{WordTokenizerConfig, WordVocab};
 pub trait TokenSink {
     /// One token id.
     fn push(&mut self, id: u32) -> Result<(), DataError>;
+    /// Several token ids, in order (the tokenisers hand over a line at a time).
+    fn push_ids(&mut self, ids: &[u32]) -> Result<(), DataError> {
+        ids.iter().try_for_each(|&id| self.push(id))
+    }
     /// The end of a line (word tokeniser only; the character tokeniser has no line records).
     fn end_line(&mut self) -> Result<(), DataError> {
         Ok(())
@@ -31,6 +35,10 @@ pub struct VecSink {
 impl TokenSink for VecSink {
     fn push(&mut self, id: u32) -> Result<(), DataError> {
         self.ids.push(id);
+        Ok(())
+    }
+    fn push_ids(&mut self, ids: &[u32]) -> Result<(), DataError> {
+        self.ids.extend_from_slice(ids);
         Ok(())
     }
     fn end_line(&mut self) -> Result<(), DataError> {
@@ -98,6 +106,11 @@ impl CountingSink {
 impl TokenSink for CountingSink {
     fn push(&mut self, _id: u32) -> Result<(), DataError> {
         self.count_token();
+        Ok(())
+    }
+    fn push_ids(&mut self, ids: &[u32]) -> Result<(), DataError> {
+        self.stats.tokens += ids.len() as u64;
+        self.current_line += ids.len() as u64;
         Ok(())
     }
     fn end_line(&mut self) -> Result<(), DataError> {

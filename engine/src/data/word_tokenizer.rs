@@ -12,12 +12,11 @@
 //!   (and the OOV token). Rarer words become the OOV id, or are dropped when there is no OOV
 //!   token (Keras's behaviour, which shortens lines).
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 
 use super::corpus::Corpus;
 use super::error::DataError;
+use super::hash::FxHashMap;
 use super::text::{CaseAndScript, for_each_clean_line};
 use super::tokenizer::{CorpusStats, CountingSink, Encoded, TokenSink};
 
@@ -113,7 +112,7 @@ pub struct WordVocab {
     words: Vec<String>,
     /// Corpus frequency of `words[i]` (0 for the OOV token).
     counts: Vec<u64>,
-    index: HashMap<String, u32>,
+    index: FxHashMap<String, u32>,
     splitter: WordSplitter,
 }
 
@@ -185,7 +184,8 @@ impl WordVocab {
                 words.len()
             ));
         }
-        let mut index = HashMap::with_capacity(words.len());
+        let mut index = FxHashMap::default();
+        index.reserve(words.len());
         for (i, w) in words.iter().enumerate() {
             if w.is_empty() {
                 return invalid(format!("word id {} is empty", i + 1));
@@ -235,7 +235,7 @@ impl WordVocab {
         }
         let splitter = WordSplitter::new(&config.filters);
         // word -> (count, first occurrence)
-        let mut counts: HashMap<String, (u64, u64)> = HashMap::new();
+        let mut counts: FxHashMap<String, (u64, u64)> = FxHashMap::default();
         let mut seen = 0u64;
         let mut raw_stats = CountingSink::default();
         for_each_clean_line(
@@ -350,6 +350,7 @@ impl WordVocab {
     ) -> Result<(), DataError> {
         let mut failure: Option<DataError> = None;
         let oov = self.oov_id();
+        let mut ids: Vec<u32> = Vec::new();
         for_each_clean_line(
             corpus.bytes(),
             corpus.path(),
@@ -358,17 +359,9 @@ impl WordVocab {
                 if failure.is_some() {
                     return;
                 }
-                for w in self.splitter.words(line) {
-                    if let Some(id) = self.id(w).or(oov)
-                        && let Err(e) = sink.push(id)
-                    {
-                        failure = Some(e);
-                        return;
-                    }
-                }
-                if let Err(e) = sink.end_line() {
-                    failure = Some(e);
-                }
+                ids.clear();
+                ids.extend(self.splitter.words(line).filter_map(|w| self.id(w).or(oov)));
+                failure = sink.push_ids(&ids).and_then(|()| sink.end_line()).err();
             },
         )?;
         match failure {
