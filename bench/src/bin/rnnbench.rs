@@ -12,7 +12,7 @@ use std::time::Instant;
 use clap::{Args, Parser, Subcommand};
 use recur_bench::{
     Record, ensure_matmul_threads, gemm_flops, gflops, interleaved, median, sample_once, summarise,
-    thread_pool, uniform_data,
+    thread_cpu_seconds, thread_pool, uniform_data,
 };
 use recur_kernels::gemm::{self, MatMut, MatRef, PackedB, peak};
 use recur_kernels::{Isa, Par};
@@ -160,14 +160,34 @@ fn gemm_command(args: &GemmArgs) {
     }
     let gemm_seconds = pool.install(|| sample_once(&mut || run_recur(&mut c_recur)).wall);
     let peak_iterations = calibrate_fma_loop(isa, gemm_seconds.max(1e-3));
+    // With several threads, also record the busiest pool thread's on-CPU time per run (the run's
+    // duration had every thread had a core to itself; an estimate, see RESULTS.md).
+    let mut recur_busiest = Vec::new();
+    let mut peak_busiest = Vec::new();
     let samples = pool.install(|| {
-        let mut recur = || run_recur(&mut c_recur);
+        let mut recur = || {
+            let before = (threads > 1).then(|| rayon::broadcast(|_| thread_cpu_seconds()));
+            run_recur(&mut c_recur);
+            if let Some(before) = before {
+                recur_busiest.push(busiest_thread(
+                    &before,
+                    &rayon::broadcast(|_| thread_cpu_seconds()),
+                ));
+            }
+        };
         let mut baseline = || {
             let c = MatMut::row_major(&mut c_mm, m, n);
             gemm::baseline::matrixmultiply_sgemm(1.0, a_view, b_view, 0.0, c);
         };
         let mut fma_peak = || {
-            rayon::broadcast(|_| std::hint::black_box(peak::fma_loop(isa, peak_iterations)));
+            let cpu = rayon::broadcast(|_| {
+                let start = thread_cpu_seconds();
+                std::hint::black_box(peak::fma_loop(isa, peak_iterations));
+                start.zip(thread_cpu_seconds()).map(|(s, e)| e - s)
+            });
+            if threads > 1 {
+                peak_busiest.push(cpu.into_iter().flatten().fold(0.0, f64::max));
+            }
         };
         interleaved(
             args.reps.max(1),
@@ -220,5 +240,30 @@ fn gemm_command(args: &GemmArgs) {
                 3,
             );
     }
+    if threads > 1 && !recur_busiest.is_empty() && !peak_busiest.is_empty() {
+        // Skip the warm-up run recorded first.
+        let recur_cpu = mean(&recur_busiest[1..]);
+        let peak_cpu = mean(&peak_busiest[1..]);
+        record = record
+            .float("oncpu_busiest_thread_gflops", gflops(flops, recur_cpu), 2)
+            .float(
+                "oncpu_busiest_thread_peak_gflops",
+                gflops(peak_flops, peak_cpu),
+                2,
+            );
+    }
     record.emit();
+}
+
+/// The largest per-thread increase of on-CPU seconds between two `rayon::broadcast` readings.
+fn busiest_thread(before: &[Option<f64>], after: &[Option<f64>]) -> f64 {
+    before
+        .iter()
+        .zip(after)
+        .filter_map(|(b, a)| Some((*a)? - (*b)?))
+        .fold(0.0, f64::max)
+}
+
+fn mean(xs: &[f64]) -> f64 {
+    xs.iter().sum::<f64>() / xs.len().max(1) as f64
 }

@@ -141,10 +141,20 @@ pub(crate) fn gemm(
             for pc in (0..k).step_by(kernel.kc) {
                 let kc = kernel.kc.min(k - pc);
                 let beta_part = if pc == 0 { beta } else { 1.0 };
+                let threaded = par.threads() > 1;
+                // B block of this (JC, PC) step: packed now (one thread), packed together with
+                // the A blocks below (threads), or a slice of the pre-packed panels.
+                let mut b_to_pack = None;
                 let (b_block, b_panel_stride): (*const f32, usize) = match b {
                     BOperand::View(b) => {
-                        pack_b_block(kernel, par, b.submatrix(pc, jc, kc, nc), b_scratch);
-                        (b_scratch.as_ptr(), kc * nr)
+                        let b_view = b.submatrix(pc, jc, kc, nc);
+                        let b_scratch = &mut b_scratch[..nc.div_ceil(nr) * kc * nr];
+                        if threaded {
+                            b_to_pack = Some(b_view);
+                        } else {
+                            (kernel.pack_b)(b_view, b_scratch, kc * nr);
+                        }
+                        (b_scratch.as_mut_ptr().cast_const(), kc * nr)
                     }
                     BOperand::Packed(packed) => {
                         let start = (jc / nr) * packed.panel_stride() + pc * nr;
@@ -168,7 +178,7 @@ pub(crate) fn gemm(
                     cs_c,
                 };
                 let ic_blocks = m.div_ceil(kernel.mc);
-                if par.threads() <= 1 {
+                if !threaded {
                     // LOOP 3 (IC), in order: each A block is packed just before its use, so it is
                     // still in L2 while LOOP 2 sweeps the B block past it.
                     with_scratch(
@@ -187,13 +197,23 @@ pub(crate) fn gemm(
                         },
                     );
                 } else {
-                    // Threads: pack every A block of this KC slab (in parallel), then share out
-                    // fixed (IC block × JR chunk) units, IC-major, so tasks running at the same
-                    // time mostly share one A block and the units balance for any thread count.
+                    // Threads: pack the B block (chunks of panels) and every A block of this KC
+                    // slab in one parallel phase, then share out fixed (IC block × JR chunk)
+                    // units, IC-major, so tasks running at the same time mostly share one A block
+                    // and the units balance for any thread count.
                     let a_block_len = kernel.mc * kc;
+                    let chunk_cols = JR_PANELS_PER_CHUNK * nr;
+                    let b_chunks = b_to_pack.map_or(0, |_| nc.div_ceil(chunk_cols));
                     with_scratch(&A_SCRATCH, ic_blocks * a_block_len, |a_packed| {
                         let a_packed = SendPtr(a_packed.as_mut_ptr());
-                        run_chunks(par, ic_blocks, |block| {
+                        run_chunks(par, b_chunks + ic_blocks, |item| {
+                            if let Some(b_view) = b_to_pack.filter(|_| item < b_chunks) {
+                                // SAFETY: `b_block` is the B scratch (packing target) here, and
+                                // chunk `item` covers its own panels.
+                                unsafe { pack_b_chunk(kernel, b_view, item, b_block.get()) };
+                                return;
+                            }
+                            let block = item - b_chunks;
                             let ic = block * kernel.mc;
                             let mc = kernel.mc.min(m - ic);
                             // SAFETY: block `block` owns floats [block·a_block_len, +a_block_len)
@@ -206,7 +226,6 @@ pub(crate) fn gemm(
                             };
                             (kernel.pack_a)(a.submatrix(ic, pc, mc, kc), dst);
                         });
-                        let chunk_cols = JR_PANELS_PER_CHUNK * nr;
                         let jr_chunks = nc.div_ceil(chunk_cols);
                         run_chunks(par, ic_blocks * jr_chunks, |unit| {
                             let (block, chunk) = (unit / jr_chunks, unit % jr_chunks);
@@ -231,29 +250,22 @@ pub(crate) fn gemm(
     });
 }
 
-/// Packs the `kc × nc` block of B into `dst` as NR-wide panels of stride `kc·NR`, splitting the
-/// panels across threads in fixed chunks.
-fn pack_b_block(kernel: &Kernel, par: Par, b: MatRef, dst: &mut [f32]) {
+/// Packs chunk `chunk` (`JR_PANELS_PER_CHUNK` panels) of the `kc × nc` B block `b` into its place
+/// in the block's panel buffer at `dst` (panels of stride `kc·NR`).
+///
+/// # Safety
+/// `dst` holds `ceil(nc/NR)·kc·NR` writable floats, and no other thread writes this chunk's panels
+/// (`chunk < ceil(nc / (JR_PANELS_PER_CHUNK·NR))`) meanwhile.
+unsafe fn pack_b_chunk(kernel: &Kernel, b: MatRef, chunk: usize, dst: *mut f32) {
     let (kc, nc) = (b.rows(), b.cols());
     let nr = kernel.nr;
     let panel_len = kc * nr;
     let chunk_cols = JR_PANELS_PER_CHUNK * nr;
-    let dst = &mut dst[..nc.div_ceil(nr) * panel_len];
-    if par.threads() <= 1 {
-        (kernel.pack_b)(b, dst, panel_len);
-        return;
-    }
-    let dst_ptr = SendPtr(dst.as_mut_ptr());
-    let dst_len = dst.len();
-    run_chunks(par, nc.div_ceil(chunk_cols), |chunk| {
-        let col0 = chunk * chunk_cols;
-        let cols = chunk_cols.min(nc - col0);
-        let start = (col0 / nr) * panel_len;
-        let len = cols.div_ceil(nr) * panel_len;
-        debug_assert!(start + len <= dst_len);
-        // SAFETY: chunks cover disjoint panel ranges [start, start+len) of `dst`, which outlives
-        // the scope of `run_chunks`.
-        let part = unsafe { std::slice::from_raw_parts_mut(dst_ptr.get().add(start), len) };
-        (kernel.pack_b)(b.submatrix(0, col0, kc, cols), part, panel_len);
-    });
+    let col0 = chunk * chunk_cols;
+    let cols = chunk_cols.min(nc - col0);
+    let start = (col0 / nr) * panel_len;
+    // SAFETY: [start, start + len) lies inside `dst` (caller) and is this chunk's alone.
+    let part =
+        unsafe { std::slice::from_raw_parts_mut(dst.add(start), cols.div_ceil(nr) * panel_len) };
+    (kernel.pack_b)(b.submatrix(0, col0, kc, cols), part, panel_len);
 }
