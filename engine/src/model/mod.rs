@@ -2,5 +2,6 @@
 
 pub mod dense;
 pub mod embedding;
+pub mod lm;
 pub mod plot;
 pub mod sampling;

@@ -1,0 +1,373 @@
+//! A recurrent language model: token ids → (one-hot | embedding) → stacked RNN → dense → softmax.
+//!
+//! Two shapes of task share it (see [`crate::data::dataset`] for the minibatch layout):
+//! - **many-to-one** ([`Targets::LastStep`]): the seeds' tasks — a window of ids, one label, the
+//!   loss on the last step's output only;
+//! - **many-to-many** ([`Targets::EveryStep`]): char-rnn's truncated-BPTT streams — a label at
+//!   every step, the recurrent state carried from one chunk to the next.
+//!
+//! Parameter names follow a PyTorch module with submodules `embedding` (`nn.Embedding`), `rnn`
+//! (`nn.RNN`/`nn.LSTM`/`nn.GRU`) and `decoder` (`nn.Linear`), so a checkpoint loads into the
+//! equivalent torch model with `load_state_dict`.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use recur_kernels::softmax::{LogitsGrad, softmax_cross_entropy};
+use recur_kernels::{CellKind, Par};
+use serde::{Deserialize, Serialize};
+
+use super::dense::{Dense, DenseGrads};
+use super::embedding::Embedding;
+use crate::data::dataset::{Minibatch, Targets};
+use crate::rnn::{Mode, Rnn, RnnConfig, RnnError, RnnGrads, RnnState, SeqBatch};
+
+/// The architecture of a [`LanguageModel`] (saved as `config.json` in checkpoints).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LmConfig {
+    /// V: token ids are `0..vocab`.
+    pub vocab: usize,
+    /// `Some(D)`: an `Embedding(V, D)` feeds the RNN. `None`: one-hot input (I = V), computed as
+    /// a row gather.
+    pub embedding_dim: Option<usize>,
+    /// `rnn_tanh`, `rnn_relu`, `lstm` or `gru`.
+    pub cell: String,
+    /// H.
+    pub hidden: usize,
+    pub num_layers: usize,
+    /// Dropout between stacked layers (training only).
+    pub dropout: f32,
+}
+
+impl LmConfig {
+    /// The cell kind named by `cell`.
+    pub fn cell_kind(&self) -> Result<CellKind, LmError> {
+        use recur_kernels::RnnActivation::{Relu, Tanh};
+        Ok(match self.cell.as_str() {
+            "rnn" | "rnn_tanh" => CellKind::Rnn(Tanh),
+            "rnn_relu" => CellKind::Rnn(Relu),
+            "lstm" => CellKind::Lstm,
+            "gru" => CellKind::Gru,
+            other => {
+                return Err(LmError::UnknownCell(other.to_string()));
+            }
+        })
+    }
+
+    fn rnn_config(&self, par: Par) -> Result<RnnConfig, LmError> {
+        let input = self.embedding_dim.unwrap_or(self.vocab);
+        Ok(RnnConfig::new(self.cell_kind()?, input, self.hidden)
+            .with_num_layers(self.num_layers)
+            .with_dropout(self.dropout)
+            .with_par(par))
+    }
+}
+
+/// Why a model could not be built or run.
+#[derive(Debug, thiserror::Error)]
+pub enum LmError {
+    #[error("unknown cell {0:?}: expected rnn_tanh, rnn_relu, lstm or gru")]
+    UnknownCell(String),
+    #[error(transparent)]
+    Rnn(#[from] RnnError),
+}
+
+/// The model. Fields are public so an optimiser and a checkpoint can reach every parameter.
+#[derive(Clone, Debug)]
+pub struct LanguageModel {
+    pub config: LmConfig,
+    pub embedding: Option<Embedding>,
+    pub rnn: Rnn,
+    /// `decoder`: (V, H) weight, (V) bias.
+    pub decoder: Dense,
+    /// Parallelism of the dense layer's GEMMs (the RNN carries its own).
+    pub par: Par,
+}
+
+/// Gradients of a [`LanguageModel`], shaped like its parameters.
+#[derive(Clone, Debug)]
+pub struct LmGrads {
+    /// (V, D)
+    pub d_embedding: Option<Vec<f32>>,
+    pub rnn: RnnGrads,
+    pub decoder: DenseGrads,
+}
+
+impl LmGrads {
+    pub fn zero(&mut self) {
+        if let Some(d) = &mut self.d_embedding {
+            d.fill(0.0);
+        }
+        self.rnn.zero();
+        self.decoder.zero();
+    }
+}
+
+/// What one minibatch gave: summed loss over its targets and how many were right (argmax).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BatchStats {
+    /// Σ cross-entropy (nats) over the targets.
+    pub loss_sum: f64,
+    /// Targets whose argmax prediction was correct.
+    pub correct: usize,
+    /// Number of targets.
+    pub count: usize,
+}
+
+impl BatchStats {
+    pub fn add(&mut self, other: &BatchStats) {
+        self.loss_sum += other.loss_sum;
+        self.correct += other.correct;
+        self.count += other.count;
+    }
+
+    /// Mean loss per target (nats).
+    pub fn mean_loss(&self) -> f64 {
+        self.loss_sum / self.count.max(1) as f64
+    }
+}
+
+/// Buffers reused from one minibatch to the next.
+#[derive(Debug, Default)]
+pub struct LmWorkspace {
+    /// (T, B, I) the RNN's input.
+    x: Vec<f32>,
+    /// (rows, H) the decoder's input.
+    head_in: Vec<f32>,
+    /// (rows, V)
+    logits: Vec<f32>,
+    /// (rows, V)
+    d_logits: Vec<f32>,
+    /// (rows)
+    losses: Vec<f32>,
+    /// (rows, H)
+    d_head_in: Vec<f32>,
+    /// (T, B, H)
+    d_output: Vec<f32>,
+}
+
+impl LanguageModel {
+    /// A freshly initialised model: PyTorch's default initialisations, seeded.
+    pub fn new(config: LmConfig, par: Par, seed: u64) -> Result<Self, LmError> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let embedding = config
+            .embedding_dim
+            .map(|d| Embedding::init(config.vocab, d, &mut rng));
+        let rnn = config.rnn_config(par)?.init(seed ^ 0x5eed_0f_u64)?;
+        let decoder = Dense::init(config.hidden, config.vocab, &mut rng);
+        Ok(LanguageModel {
+            config,
+            embedding,
+            rnn,
+            decoder,
+            par,
+        })
+    }
+
+    /// Zero gradients shaped like the parameters.
+    pub fn zero_grads(&self) -> LmGrads {
+        LmGrads {
+            d_embedding: self.embedding.as_ref().map(|e| vec![0.0; e.weight.len()]),
+            rnn: self.rnn.zero_grads(),
+            decoder: DenseGrads::zeros(&self.decoder),
+        }
+    }
+
+    /// The zero recurrent state for `batch` sequences.
+    pub fn zero_state(&self, batch: usize) -> RnnState {
+        RnnState::zeros(self.rnn.config(), batch)
+    }
+
+    /// Writes the RNN input (T, B, I) for time-major ids (T, B).
+    pub(crate) fn embed(&self, ids: &[u32], x: &mut Vec<f32>) {
+        match &self.embedding {
+            Some(e) => {
+                x.resize(ids.len() * e.dim, 0.0);
+                e.forward(ids, x);
+            }
+            None => {
+                let v = self.config.vocab;
+                x.clear();
+                x.resize(ids.len() * v, 0.0);
+                for (row, &id) in x.chunks_exact_mut(v).zip(ids) {
+                    row[id as usize] = 1.0;
+                }
+            }
+        }
+    }
+
+    /// Forward and backward over one minibatch: accumulates gradients of the mean loss into
+    /// `grads` and returns the batch's statistics and the final recurrent state (the next chunk's
+    /// initial state for streams). `initial` is the state to start from (zeros if `None`).
+    pub fn train_step(
+        &self,
+        batch: &Minibatch,
+        initial: Option<&RnnState>,
+        dropout_seed: u64,
+        grads: &mut LmGrads,
+        ws: &mut LmWorkspace,
+    ) -> Result<(BatchStats, RnnState), RnnError> {
+        self.run(batch, initial, Some((dropout_seed, grads)), ws)
+    }
+
+    /// Forward only (no dropout): the batch's statistics and final state.
+    pub fn evaluate(
+        &self,
+        batch: &Minibatch,
+        initial: Option<&RnnState>,
+        ws: &mut LmWorkspace,
+    ) -> Result<(BatchStats, RnnState), RnnError> {
+        self.run(batch, initial, None, ws)
+    }
+
+    fn run(
+        &self,
+        batch: &Minibatch,
+        initial: Option<&RnnState>,
+        train: Option<(u64, &mut LmGrads)>,
+        ws: &mut LmWorkspace,
+    ) -> Result<(BatchStats, RnnState), RnnError> {
+        let (steps, b, h, v) = (batch.steps, batch.batch, self.config.hidden, self.config.vocab);
+        self.embed(&batch.inputs, &mut ws.x);
+        let mode = match &train {
+            Some((seed, _)) => Mode::Training {
+                dropout_seed: *seed,
+            },
+            None => Mode::Inference,
+        };
+        let (forward, cache) = self
+            .rnn
+            .forward(SeqBatch::new(&ws.x, steps, b), initial, mode)?;
+        // The decoder sees the last step (many-to-one) or every step (many-to-many).
+        let (rows, head_offset) = match batch.targets_kind {
+            Targets::LastStep => (b, (steps - 1) * b * h),
+            Targets::EveryStep => (steps * b, 0),
+        };
+        ws.head_in.clear();
+        ws.head_in
+            .extend_from_slice(&forward.output[head_offset..head_offset + rows * h]);
+        ws.logits.resize(rows * v, 0.0);
+        self.decoder.forward(self.par, &ws.head_in, rows, &mut ws.logits);
+        ws.losses.resize(rows, 0.0);
+        let mut stats = BatchStats {
+            count: rows,
+            ..BatchStats::default()
+        };
+        let grad = if train.is_some() {
+            ws.d_logits.resize(rows * v, 0.0);
+            Some(LogitsGrad {
+                d_logits: &mut ws.d_logits,
+                scale: 1.0 / rows as f32,
+            })
+        } else {
+            None
+        };
+        softmax_cross_entropy(&ws.logits, v, &batch.targets, &mut ws.losses, grad);
+        stats.loss_sum = ws.losses.iter().map(|&l| l as f64).sum();
+        stats.correct = ws
+            .logits
+            .chunks_exact(v)
+            .zip(&batch.targets)
+            .filter(|(row, t)| super::sampling::argmax(row) == **t as usize)
+            .count();
+
+        if let Some((_, grads)) = train {
+            ws.d_head_in.resize(rows * h, 0.0);
+            self.decoder.backward(
+                self.par,
+                &ws.head_in,
+                &ws.d_logits,
+                rows,
+                &mut grads.decoder,
+                Some(&mut ws.d_head_in),
+            );
+            ws.d_output.clear();
+            ws.d_output.resize(steps * b * h, 0.0);
+            ws.d_output[head_offset..head_offset + rows * h].copy_from_slice(&ws.d_head_in);
+            let back = self.rnn.backward(cache, &ws.d_output, None, &mut grads.rnn)?;
+            if let (Some(e), Some(d)) = (&self.embedding, &mut grads.d_embedding) {
+                e.backward(&batch.inputs, &back.d_input, d);
+            }
+        }
+        Ok((stats, forward.state))
+    }
+
+    /// Every parameter with its PyTorch `state_dict` name, in a fixed order.
+    pub fn named_params(&self) -> Vec<(String, &[f32])> {
+        let mut out: Vec<(String, &[f32])> = Vec::new();
+        if let Some(e) = &self.embedding {
+            out.push(("embedding.weight".into(), &e.weight));
+        }
+        out.extend(self.rnn.params().named("rnn."));
+        out.push(("decoder.weight".into(), &self.decoder.weight));
+        out.push(("decoder.bias".into(), &self.decoder.bias));
+        out
+    }
+
+    /// The shape of each named parameter (PyTorch's).
+    pub fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let c = &self.config;
+        let g = self.rnn.config().cell.gates();
+        let mut out = Vec::new();
+        if let Some(d) = c.embedding_dim {
+            out.push(("embedding.weight".to_string(), vec![c.vocab, d]));
+        }
+        for k in 0..c.num_layers {
+            let input = if k == 0 {
+                c.embedding_dim.unwrap_or(c.vocab)
+            } else {
+                c.hidden
+            };
+            out.push((format!("rnn.weight_ih_l{k}"), vec![g * c.hidden, input]));
+            out.push((format!("rnn.weight_hh_l{k}"), vec![g * c.hidden, c.hidden]));
+            out.push((format!("rnn.bias_ih_l{k}"), vec![g * c.hidden]));
+            out.push((format!("rnn.bias_hh_l{k}"), vec![g * c.hidden]));
+        }
+        out.push(("decoder.weight".to_string(), vec![c.vocab, c.hidden]));
+        out.push(("decoder.bias".to_string(), vec![c.vocab]));
+        out
+    }
+
+    /// Every parameter, mutable, with its name, in [`LanguageModel::named_params`] order.
+    pub fn params_mut(&mut self) -> Vec<(String, &mut [f32])> {
+        let names: Vec<String> = self.named_params().into_iter().map(|(n, _)| n).collect();
+        let mut values: Vec<&mut [f32]> = Vec::new();
+        if let Some(e) = &mut self.embedding {
+            values.push(&mut e.weight);
+        }
+        for p in &mut self.rnn.params_mut().directions {
+            values.push(&mut p.weight_ih);
+            values.push(&mut p.weight_hh);
+            values.push(&mut p.bias_ih);
+            values.push(&mut p.bias_hh);
+        }
+        values.push(&mut self.decoder.weight);
+        values.push(&mut self.decoder.bias);
+        names.into_iter().zip(values).collect()
+    }
+
+    /// Parameters and their gradients, pairwise, in [`LanguageModel::named_params`] order.
+    pub fn params_and_grads<'a>(
+        &'a mut self,
+        grads: &'a mut LmGrads,
+    ) -> Vec<(&'a mut [f32], &'a mut [f32])> {
+        let mut out: Vec<(&mut [f32], &mut [f32])> = Vec::new();
+        if let (Some(e), Some(d)) = (&mut self.embedding, &mut grads.d_embedding) {
+            out.push((&mut e.weight, d));
+        }
+        for (p, d) in self
+            .rnn
+            .params_mut()
+            .directions
+            .iter_mut()
+            .zip(grads.rnn.directions.iter_mut())
+        {
+            out.push((&mut p.weight_ih, &mut d.weight_ih));
+            out.push((&mut p.weight_hh, &mut d.weight_hh));
+            out.push((&mut p.bias_ih, &mut d.bias_ih));
+            out.push((&mut p.bias_hh, &mut d.bias_hh));
+        }
+        out.push((&mut self.decoder.weight, &mut grads.decoder.d_weight));
+        out.push((&mut self.decoder.bias, &mut grads.decoder.d_bias));
+        out
+    }
+}

@@ -1,0 +1,385 @@
+//! The training loop: minibatches, clipping, the optimiser step, validation, checkpoints,
+//! metrics and the per-epoch sample.
+//!
+//! # Determinism
+//!
+//! Every random choice derives from `(seed, epoch, step)` alone — the shuffled order of an epoch
+//! from `(seed, epoch)`, the dropout masks of a step from `(seed, step)` — and the kernels give
+//! the same bits for any thread count. So a run gives bit-identical weights for any `--threads`,
+//! and a run resumed from an epoch checkpoint continues exactly as if it had never stopped.
+//!
+//! # Failure
+//!
+//! A non-finite loss or gradient stops training with [`TrainError::NonFinite`] *before* the
+//! optimiser touches the weights; the last checkpoint, written atomically at the end of the
+//! previous epoch, stays as it was.
+
+mod generate;
+mod run_dir;
+
+pub use generate::{Context, GenerateError, Generation, generate};
+pub use run_dir::{CheckpointBundle, load_checkpoint, save_checkpoint};
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::CheckpointError;
+use crate::data::dataset::{Dataset, EpochOrder, ManyToOne, Minibatch};
+use crate::data::prepare::PreparedData;
+use crate::model::lm::{BatchStats, LanguageModel, LmError, LmGrads, LmWorkspace};
+use crate::model::sampling::Sampling;
+use crate::optim::{GradClip, OptimError, Optimizer, Param};
+use crate::rnn::RnnState;
+
+/// How to train (what is not the model's architecture or the optimiser's rule).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainOptions {
+    /// Sequences per minibatch (B). For truncated-BPTT streams the dataset fixes B itself.
+    pub batch_size: usize,
+    /// Epochs to reach (a resumed run counts the epochs already done).
+    pub epochs: usize,
+    /// Seeds initialisation, shuffling and dropout.
+    pub seed: u64,
+    /// Visit many-to-one samples in a seeded shuffled order (Keras `fit` does).
+    pub shuffle: bool,
+    /// Gradient clipping before each optimiser step.
+    pub clip: GradClip,
+    /// After each epoch, a greedy continuation of this many tokens from a random training window
+    /// (the seeds print these to show learning). 0 = none.
+    pub sample_tokens: usize,
+    /// Where checkpoints, `metrics.jsonl` and `loss.svg` go (`None`: nowhere).
+    pub run_dir: Option<PathBuf>,
+}
+
+/// What one finished epoch measured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// 1-based.
+    pub epoch: usize,
+    /// Optimiser steps so far.
+    pub step: u64,
+    /// Mean training cross-entropy over the epoch's targets (nats), as Keras reports it.
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    /// Mean validation cross-entropy (nats), if there is a validation split.
+    pub val_loss: Option<f64>,
+    pub val_accuracy: Option<f64>,
+    /// Wall time of the epoch's training pass (validation and sampling excluded).
+    pub seconds: f64,
+    /// Training targets per second.
+    pub targets_per_second: f64,
+    /// The greedy continuation printed after the epoch, if any.
+    pub sample: Option<String>,
+}
+
+/// Told about progress as training runs (a progress bar, log lines).
+pub trait TrainObserver {
+    /// After each minibatch: 0-based batch index within the epoch, the number of batches, and
+    /// the running mean loss of the epoch so far.
+    fn on_batch(&mut self, _epoch: usize, _batch: usize, _batches: usize, _mean_loss: f64) {}
+    /// After each epoch (and its checkpoint).
+    fn on_epoch(&mut self, _record: &EpochRecord) {}
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Default)]
+pub struct Quiet;
+impl TrainObserver for Quiet {}
+
+/// Why training stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(
+        "epoch {epoch}, batch {batch}: the {what} is not finite ({value}); training stopped before \
+         the weights were updated, the last checkpoint is untouched"
+    )]
+    NonFinite {
+        epoch: usize,
+        batch: usize,
+        what: &'static str,
+        value: f64,
+    },
+    #[error(transparent)]
+    Model(#[from] LmError),
+    #[error(transparent)]
+    Optimizer(#[from] OptimError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("{0}")]
+    Incompatible(String),
+}
+
+impl From<crate::rnn::RnnError> for TrainError {
+    fn from(e: crate::rnn::RnnError) -> Self {
+        TrainError::Model(LmError::Rnn(e))
+    }
+}
+
+/// A model, its optimiser and where training stands.
+#[derive(Debug)]
+pub struct Trainer {
+    pub model: LanguageModel,
+    pub optimizer: Optimizer,
+    pub options: TrainOptions,
+    /// Finished epochs, oldest first.
+    pub history: Vec<EpochRecord>,
+    grads: LmGrads,
+    ws: LmWorkspace,
+    batch: Minibatch,
+}
+
+impl Trainer {
+    /// A trainer at epoch 0.
+    pub fn new(model: LanguageModel, optimizer: Optimizer, options: TrainOptions) -> Self {
+        let grads = model.zero_grads();
+        Trainer {
+            model,
+            optimizer,
+            options,
+            history: Vec::new(),
+            grads,
+            ws: LmWorkspace::default(),
+            batch: Minibatch::new(),
+        }
+    }
+
+    /// A trainer continuing from a checkpoint's state (`history` says how many epochs are done).
+    pub fn resumed(
+        model: LanguageModel,
+        optimizer: Optimizer,
+        options: TrainOptions,
+        history: Vec<EpochRecord>,
+    ) -> Self {
+        let mut t = Trainer::new(model, optimizer, options);
+        t.history = history;
+        t
+    }
+
+    /// Epochs already done.
+    pub fn epochs_done(&self) -> usize {
+        self.history.len()
+    }
+
+    /// Trains until `options.epochs` are done, checkpointing after every epoch.
+    pub fn run(
+        &mut self,
+        data: &PreparedData,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<(), TrainError> {
+        while self.epochs_done() < self.options.epochs {
+            let epoch = self.epochs_done() + 1;
+            let started = Instant::now();
+            let train = self.train_epoch(&data.train, epoch, observer)?;
+            let seconds = started.elapsed().as_secs_f64();
+            let val = match &data.val {
+                Some(val) => Some(self.evaluate(val)?),
+                None => None,
+            };
+            let sample = if self.options.sample_tokens > 0 {
+                Some(self.epoch_sample(data, epoch)?)
+            } else {
+                None
+            };
+            let record = EpochRecord {
+                epoch,
+                step: self.optimizer.steps(),
+                train_loss: train.mean_loss(),
+                train_accuracy: train.correct as f64 / train.count.max(1) as f64,
+                val_loss: val.as_ref().map(BatchStats::mean_loss),
+                val_accuracy: val
+                    .as_ref()
+                    .map(|v| v.correct as f64 / v.count.max(1) as f64),
+                seconds,
+                targets_per_second: train.count as f64 / seconds.max(1e-9),
+                sample,
+            };
+            self.history.push(record.clone());
+            if let Some(dir) = self.options.run_dir.clone() {
+                run_dir::save_epoch(&dir, self, &data.tokenizer)?;
+            }
+            observer.on_epoch(&record);
+        }
+        Ok(())
+    }
+
+    fn train_epoch(
+        &mut self,
+        dataset: &Dataset,
+        epoch: usize,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<BatchStats, TrainError> {
+        let mut total = BatchStats::default();
+        match dataset {
+            Dataset::Streams(streams) => {
+                // char-rnn: chunks in order, the state carried from one to the next.
+                let mut state: Option<RnnState> = None;
+                let batches = streams.chunks();
+                for chunk in 0..batches {
+                    streams.fill(chunk, &mut self.batch);
+                    let (stats, next) = self.step(epoch, chunk, state.as_ref())?;
+                    state = Some(next);
+                    total.add(&stats);
+                    observer.on_batch(epoch, chunk, batches, total.mean_loss());
+                }
+            }
+            Dataset::Windows(d) => self.many_to_one_epoch(d, epoch, &mut total, observer)?,
+            Dataset::LinePrefixes(d) => self.many_to_one_epoch(d, epoch, &mut total, observer)?,
+        }
+        Ok(total)
+    }
+
+    fn many_to_one_epoch<D: ManyToOne>(
+        &mut self,
+        data: &D,
+        epoch: usize,
+        total: &mut BatchStats,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<(), TrainError> {
+        let order = if self.options.shuffle {
+            EpochOrder::shuffled(
+                data.len(),
+                self.options.batch_size,
+                self.options.seed,
+                epoch as u64,
+            )
+        } else {
+            EpochOrder::sequential(data.len(), self.options.batch_size)
+        };
+        let batches = order.num_batches();
+        for b in 0..batches {
+            order.fill(data, b, &mut self.batch);
+            let (stats, _) = self.step(epoch, b, None)?;
+            total.add(&stats);
+            observer.on_batch(epoch, b, batches, total.mean_loss());
+        }
+        Ok(())
+    }
+
+    /// One optimiser step on `self.batch`.
+    fn step(
+        &mut self,
+        epoch: usize,
+        batch_index: usize,
+        initial: Option<&RnnState>,
+    ) -> Result<(BatchStats, RnnState), TrainError> {
+        let step = self.optimizer.steps();
+        let dropout_seed = mix(self.options.seed, step);
+        self.grads.zero();
+        let (stats, state) = self.model.train_step(
+            &self.batch,
+            initial,
+            dropout_seed,
+            &mut self.grads,
+            &mut self.ws,
+        )?;
+        let non_finite = |what, value: f64| TrainError::NonFinite {
+            epoch,
+            batch: batch_index + 1,
+            what,
+            value,
+        };
+        if !stats.loss_sum.is_finite() {
+            return Err(non_finite("loss", stats.loss_sum));
+        }
+        let names: Vec<String> = self
+            .model
+            .named_params()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        let mut pairs = self.model.params_and_grads(&mut self.grads);
+        let norm = {
+            let mut grads: Vec<&mut [f32]> = pairs.iter_mut().map(|(_, g)| &mut **g).collect();
+            self.options.clip.apply(&mut grads)
+        };
+        if !norm.is_finite() {
+            return Err(non_finite("gradient norm", norm));
+        }
+        let mut params: Vec<Param<'_>> = pairs
+            .iter_mut()
+            .zip(&names)
+            .map(|((p, g), name)| Param::new(name, p, g))
+            .collect();
+        self.optimizer.step(&mut params)?;
+        Ok((stats, state))
+    }
+
+    /// Mean loss and accuracy over a dataset, forward only, in order.
+    pub fn evaluate(&mut self, dataset: &Dataset) -> Result<BatchStats, TrainError> {
+        let mut total = BatchStats::default();
+        match dataset {
+            Dataset::Streams(streams) => {
+                let mut state: Option<RnnState> = None;
+                for chunk in 0..streams.chunks() {
+                    streams.fill(chunk, &mut self.batch);
+                    let (stats, next) =
+                        self.model
+                            .evaluate(&self.batch, state.as_ref(), &mut self.ws)?;
+                    state = Some(next);
+                    total.add(&stats);
+                }
+            }
+            Dataset::Windows(d) => self.evaluate_many_to_one(d, &mut total)?,
+            Dataset::LinePrefixes(d) => self.evaluate_many_to_one(d, &mut total)?,
+        }
+        Ok(total)
+    }
+
+    fn evaluate_many_to_one<D: ManyToOne>(
+        &mut self,
+        data: &D,
+        total: &mut BatchStats,
+    ) -> Result<(), TrainError> {
+        // Larger batches for evaluation: no gradients to hold.
+        let order = EpochOrder::sequential(data.len(), self.options.batch_size.max(256));
+        for b in 0..order.num_batches() {
+            order.fill(data, b, &mut self.batch);
+            let (stats, _) = self.model.evaluate(&self.batch, None, &mut self.ws)?;
+            total.add(&stats);
+        }
+        Ok(())
+    }
+
+    /// The seeds' per-epoch demonstration: a random training window, continued greedily.
+    fn epoch_sample(&mut self, data: &PreparedData, epoch: usize) -> Result<String, TrainError> {
+        let steps = data.train.steps();
+        let store = &data.store;
+        let span = store.len().saturating_sub(steps + 1).max(1);
+        let start = (mix(self.options.seed ^ 0xa11ce, epoch as u64) % span as u64) as usize;
+        let prime: Vec<u32> = (start..(start + steps).min(store.len()))
+            .map(|i| store.get(i))
+            .collect();
+        let context = match data.train {
+            Dataset::Streams(_) => Context::Stateful,
+            Dataset::Windows(_) => Context::Window { steps, pad: None },
+            Dataset::LinePrefixes(_) => Context::Window {
+                steps,
+                pad: Some(0),
+            },
+        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(mix(self.options.seed, epoch as u64));
+        let out = generate(
+            &self.model,
+            &prime,
+            self.options.sample_tokens,
+            context,
+            Sampling::Greedy,
+            &mut rng,
+        )
+        .map_err(|e| TrainError::Incompatible(e.to_string()))?;
+        let all: Vec<u32> = prime.iter().chain(&out.tokens).copied().collect();
+        Ok(data.tokenizer.decode(&all))
+    }
+}
+
+use rand::SeedableRng;
+
+/// SplitMix64 of `a` and `b`: independent-looking seeds from (seed, counter) pairs.
+pub fn mix(a: u64, b: u64) -> u64 {
+    let mut z = a ^ b.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
