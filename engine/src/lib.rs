@@ -12,3 +12,4 @@ pub use recur_kernels as kernels;
 
 pub mod reference;
 pub mod rnn;
+pub mod train;
