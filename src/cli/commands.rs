@@ -209,12 +209,7 @@ fn describe_tokenizer(config: &TokenizerConfig) -> String {
 /// THE TRAINING SEAM. Everything before this point is validated: the flags (`config`), the
 /// corpus, the token cache and the datasets (`data`). The trainer replaces this body.
 pub fn run_train(config: TrainConfig, data: PreparedData) -> Result<(), CliError> {
-    let _ = (config, data);
-    Err(CliError::NotImplemented(
-        "training is not implemented yet: the data above is prepared (and cached), but the \
-         trainer has not landed"
-            .into(),
-    ))
+    super::run::train(config, data)
 }
 
 /// Checks that `dir` is an existing run directory.
@@ -243,10 +238,7 @@ pub fn generate_command(config: GenerateConfig) -> Result<(), CliError> {
 /// THE SAMPLING SEAM: load the checkpoint in `config.checkpoint` and sample. Replaced when
 /// checkpoints and sampling land.
 pub fn run_generate(config: GenerateConfig) -> Result<(), CliError> {
-    let _ = config;
-    Err(CliError::NotImplemented(
-        "generation is not implemented yet: checkpoints and sampling have not landed".into(),
-    ))
+    super::run::generate_text(config)
 }
 
 /// `recur eval`.
@@ -259,8 +251,5 @@ pub fn eval_command(config: EvalConfig) -> Result<(), CliError> {
 /// THE EVALUATION SEAM: load the checkpoint, tokenise `corpus` with its vocabulary, report
 /// loss, perplexity, bits per character and accuracy. Replaced when checkpoints land.
 pub fn run_eval(config: EvalConfig, corpus: Corpus) -> Result<(), CliError> {
-    let _ = (config, corpus);
-    Err(CliError::NotImplemented(
-        "evaluation is not implemented yet: checkpoints have not landed".into(),
-    ))
+    super::run::evaluate(config, corpus)
 }

@@ -9,6 +9,7 @@
 pub mod args;
 pub mod commands;
 pub mod config;
+mod run;
 
 use std::ffi::OsString;
 
@@ -27,9 +28,9 @@ pub enum CliError {
     /// A corpus, cache or vocabulary problem (exit code 2: it names the file and the problem).
     #[error(transparent)]
     Data(#[from] DataError),
-    /// A feature whose implementation has not landed yet (exit code 1).
+    /// Something went wrong while running (training stopped, I/O failed) (exit code 1).
     #[error("{0}")]
-    NotImplemented(String),
+    Runtime(String),
 }
 
 impl CliError {
@@ -42,7 +43,7 @@ impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
             CliError::BadInput(_) | CliError::Data(_) => 2,
-            CliError::NotImplemented(_) => 1,
+            CliError::Runtime(_) => 1,
         }
     }
 }

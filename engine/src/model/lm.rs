@@ -226,7 +226,12 @@ impl LanguageModel {
         train: Option<(u64, &mut LmGrads)>,
         ws: &mut LmWorkspace,
     ) -> Result<(BatchStats, RnnState), RnnError> {
-        let (steps, b, h, v) = (batch.steps, batch.batch, self.config.hidden, self.config.vocab);
+        let (steps, b, h, v) = (
+            batch.steps,
+            batch.batch,
+            self.config.hidden,
+            self.config.vocab,
+        );
         self.embed(&batch.inputs, &mut ws.x);
         let mode = match &train {
             Some((seed, _)) => Mode::Training {
@@ -246,7 +251,8 @@ impl LanguageModel {
         ws.head_in
             .extend_from_slice(&forward.output[head_offset..head_offset + rows * h]);
         ws.logits.resize(rows * v, 0.0);
-        self.decoder.forward(self.par, &ws.head_in, rows, &mut ws.logits);
+        self.decoder
+            .forward(self.par, &ws.head_in, rows, &mut ws.logits);
         ws.losses.resize(rows, 0.0);
         let mut stats = BatchStats {
             count: rows,
@@ -283,7 +289,9 @@ impl LanguageModel {
             ws.d_output.clear();
             ws.d_output.resize(steps * b * h, 0.0);
             ws.d_output[head_offset..head_offset + rows * h].copy_from_slice(&ws.d_head_in);
-            let back = self.rnn.backward(cache, &ws.d_output, None, &mut grads.rnn)?;
+            let back = self
+                .rnn
+                .backward(cache, &ws.d_output, None, &mut grads.rnn)?;
             if let (Some(e), Some(d)) = (&self.embedding, &mut grads.d_embedding) {
                 e.backward(&batch.inputs, &back.d_input, d);
             }

@@ -26,11 +26,11 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::CheckpointError;
-use crate::data::dataset::{Dataset, EpochOrder, ManyToOne, Minibatch};
+use crate::data::dataset::{Dataset, DatasetConfig, EpochOrder, ManyToOne, Minibatch};
 use crate::data::prepare::PreparedData;
 use crate::model::lm::{BatchStats, LanguageModel, LmError, LmGrads, LmWorkspace};
 use crate::model::sampling::Sampling;
-use crate::optim::{GradClip, OptimError, Optimizer, Param};
+use crate::optim::{GradClip, OptimError, Optimizer, Param, global_norm};
 use crate::rnn::RnnState;
 
 /// How to train (what is not the model's architecture or the optimiser's rule).
@@ -44,13 +44,64 @@ pub struct TrainOptions {
     pub seed: u64,
     /// Visit many-to-one samples in a seeded shuffled order (Keras `fit` does).
     pub shuffle: bool,
-    /// Gradient clipping before each optimiser step.
-    pub clip: GradClip,
+    /// Gradient clipping before each optimiser step, applied in order (char-rnn clips by value;
+    /// both may be given: by value, then by global norm).
+    pub clip: Vec<GradClip>,
+    /// The dataset trained on (what generation and evaluation must mimic).
+    pub dataset: DatasetSpec,
+    /// T: steps per training sequence (for line prefixes, the longest line − 1).
+    pub steps: usize,
     /// After each epoch, a greedy continuation of this many tokens from a random training window
     /// (the seeds print these to show learning). 0 = none.
     pub sample_tokens: usize,
     /// Where checkpoints, `metrics.jsonl` and `loss.svg` go (`None`: nowhere).
     pub run_dir: Option<PathBuf>,
+}
+
+/// The kind of dataset a model was trained on, as saved in checkpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DatasetSpec {
+    Windows { steps: usize, stride: usize },
+    LinePrefixes { max_steps: Option<usize> },
+    Streams { batch: usize, steps: usize },
+}
+
+impl From<DatasetConfig> for DatasetSpec {
+    fn from(c: DatasetConfig) -> Self {
+        match c {
+            DatasetConfig::Windows { steps, stride } => DatasetSpec::Windows { steps, stride },
+            DatasetConfig::LinePrefixes { max_steps } => DatasetSpec::LinePrefixes { max_steps },
+            DatasetConfig::Streams { batch, steps } => DatasetSpec::Streams { batch, steps },
+        }
+    }
+}
+
+impl From<DatasetSpec> for DatasetConfig {
+    fn from(c: DatasetSpec) -> Self {
+        match c {
+            DatasetSpec::Windows { steps, stride } => DatasetConfig::Windows { steps, stride },
+            DatasetSpec::LinePrefixes { max_steps } => DatasetConfig::LinePrefixes { max_steps },
+            DatasetSpec::Streams { batch, steps } => DatasetConfig::Streams { batch, steps },
+        }
+    }
+}
+
+impl TrainOptions {
+    /// How generation should feed the model: as it saw text in training.
+    pub fn generation_context(&self) -> Context {
+        match self.dataset {
+            DatasetSpec::Streams { .. } => Context::Stateful,
+            DatasetSpec::Windows { .. } => Context::Window {
+                steps: self.steps,
+                pad: None,
+            },
+            DatasetSpec::LinePrefixes { .. } => Context::Window {
+                steps: self.steps,
+                pad: Some(0),
+            },
+        }
+    }
 }
 
 /// What one finished epoch measured.
@@ -292,7 +343,14 @@ impl Trainer {
         let mut pairs = self.model.params_and_grads(&mut self.grads);
         let norm = {
             let mut grads: Vec<&mut [f32]> = pairs.iter_mut().map(|(_, g)| &mut **g).collect();
-            self.options.clip.apply(&mut grads)
+            let mut norm = global_norm(grads.iter().map(|g| &**g));
+            for (n, clip) in self.options.clip.iter().enumerate() {
+                let before = clip.apply(&mut grads);
+                if n == 0 {
+                    norm = before;
+                }
+            }
+            norm
         };
         if !norm.is_finite() {
             return Err(non_finite("gradient norm", norm));
@@ -308,38 +366,13 @@ impl Trainer {
 
     /// Mean loss and accuracy over a dataset, forward only, in order.
     pub fn evaluate(&mut self, dataset: &Dataset) -> Result<BatchStats, TrainError> {
-        let mut total = BatchStats::default();
-        match dataset {
-            Dataset::Streams(streams) => {
-                let mut state: Option<RnnState> = None;
-                for chunk in 0..streams.chunks() {
-                    streams.fill(chunk, &mut self.batch);
-                    let (stats, next) =
-                        self.model
-                            .evaluate(&self.batch, state.as_ref(), &mut self.ws)?;
-                    state = Some(next);
-                    total.add(&stats);
-                }
-            }
-            Dataset::Windows(d) => self.evaluate_many_to_one(d, &mut total)?,
-            Dataset::LinePrefixes(d) => self.evaluate_many_to_one(d, &mut total)?,
-        }
-        Ok(total)
-    }
-
-    fn evaluate_many_to_one<D: ManyToOne>(
-        &mut self,
-        data: &D,
-        total: &mut BatchStats,
-    ) -> Result<(), TrainError> {
-        // Larger batches for evaluation: no gradients to hold.
-        let order = EpochOrder::sequential(data.len(), self.options.batch_size.max(256));
-        for b in 0..order.num_batches() {
-            order.fill(data, b, &mut self.batch);
-            let (stats, _) = self.model.evaluate(&self.batch, None, &mut self.ws)?;
-            total.add(&stats);
-        }
-        Ok(())
+        evaluate_dataset(
+            &self.model,
+            dataset,
+            self.options.batch_size,
+            &mut self.batch,
+            &mut self.ws,
+        )
     }
 
     /// The seeds' per-epoch demonstration: a random training window, continued greedily.
@@ -349,16 +382,9 @@ impl Trainer {
         let span = store.len().saturating_sub(steps + 1).max(1);
         let start = (mix(self.options.seed ^ 0xa11ce, epoch as u64) % span as u64) as usize;
         let prime: Vec<u32> = (start..(start + steps).min(store.len()))
-            .map(|i| store.get(i))
+            .map(|i| store.ids().get(i))
             .collect();
-        let context = match data.train {
-            Dataset::Streams(_) => Context::Stateful,
-            Dataset::Windows(_) => Context::Window { steps, pad: None },
-            Dataset::LinePrefixes(_) => Context::Window {
-                steps,
-                pad: Some(0),
-            },
-        };
+        let context = self.options.generation_context();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(mix(self.options.seed, epoch as u64));
         let out = generate(
             &self.model,
@@ -372,6 +398,52 @@ impl Trainer {
         let all: Vec<u32> = prime.iter().chain(&out.tokens).copied().collect();
         Ok(data.tokenizer.decode(&all))
     }
+}
+
+/// Loss and accuracy of `model` over `dataset`, forward only, in order (streams carry their
+/// state from chunk to chunk as in training).
+pub fn evaluate_dataset(
+    model: &LanguageModel,
+    dataset: &Dataset,
+    batch_size: usize,
+    batch: &mut Minibatch,
+    ws: &mut LmWorkspace,
+) -> Result<BatchStats, TrainError> {
+    let mut total = BatchStats::default();
+    match dataset {
+        Dataset::Streams(streams) => {
+            let mut state: Option<RnnState> = None;
+            for chunk in 0..streams.chunks() {
+                streams.fill(chunk, batch);
+                let (stats, next) = model.evaluate(batch, state.as_ref(), ws)?;
+                state = Some(next);
+                total.add(&stats);
+            }
+        }
+        Dataset::Windows(d) => evaluate_many_to_one(model, d, batch_size, batch, ws, &mut total)?,
+        Dataset::LinePrefixes(d) => {
+            evaluate_many_to_one(model, d, batch_size, batch, ws, &mut total)?
+        }
+    }
+    Ok(total)
+}
+
+fn evaluate_many_to_one<D: ManyToOne>(
+    model: &LanguageModel,
+    data: &D,
+    batch_size: usize,
+    batch: &mut Minibatch,
+    ws: &mut LmWorkspace,
+    total: &mut BatchStats,
+) -> Result<(), TrainError> {
+    // Larger batches for evaluation: no gradients to hold.
+    let order = EpochOrder::sequential(data.len(), batch_size.max(256));
+    for b in 0..order.num_batches() {
+        order.fill(data, b, batch);
+        let (stats, _) = model.evaluate(batch, None, ws)?;
+        total.add(&stats);
+    }
+    Ok(())
 }
 
 use rand::SeedableRng;

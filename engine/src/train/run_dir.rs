@@ -157,7 +157,10 @@ pub fn save_checkpoint(
             "state.json".to_string(),
             serde_json::to_vec_pretty(&state).expect("state serialises"),
         ),
-        ("tokenizer.json".to_string(), tokenizer.to_json().into_bytes()),
+        (
+            "tokenizer.json".to_string(),
+            tokenizer.to_json().into_bytes(),
+        ),
     ];
     save_step(dir, optimizer.steps(), &files, pointers)?;
     Ok(())

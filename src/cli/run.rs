@@ -1,0 +1,393 @@
+//! What the commands run once their input is validated: training, generation, evaluation.
+
+use std::io::IsTerminal;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use recur::engine::checkpoint::{CheckpointError, resolve_pointer};
+use recur::engine::data::dataset::{BpttStreams, Dataset, LinePrefixes, SlidingWindows};
+use recur::engine::data::tokenizer::VecSink;
+use recur::engine::data::{Corpus, PreparedData, TokenStore, Tokenizer};
+use recur::engine::model::lm::{LanguageModel, LmConfig, LmWorkspace};
+use recur::engine::model::sampling::Sampling as EngineSampling;
+use recur::engine::optim::{GradClip as EngineClip, Optimizer, OptimizerConfig};
+use recur::engine::train::{
+    DatasetSpec, EpochRecord, TrainObserver, TrainOptions, Trainer, evaluate_dataset, generate,
+    load_checkpoint,
+};
+use recur::kernels::{Isa, Par};
+
+use super::CliError;
+use super::config::{EvalConfig, GenerateConfig, OptimizerKind, Sampling, Task, TrainConfig};
+
+/// Runs `f` on a rayon pool of `threads` threads (all cores if `None`).
+fn with_threads<T: Send>(
+    threads: Option<std::num::NonZeroUsize>,
+    f: impl FnOnce() -> T + Send,
+) -> Result<T, CliError> {
+    let mut builder = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = threads {
+        builder = builder.num_threads(n.get());
+    }
+    let pool = builder
+        .build()
+        .map_err(|e| CliError::Runtime(format!("cannot start the thread pool: {e}")))?;
+    Ok(pool.install(f))
+}
+
+/// `recur train` after the data is prepared.
+pub fn train(config: TrainConfig, data: PreparedData) -> Result<(), CliError> {
+    let dir = config.checkpoint_dir.clone();
+    let has_run = resolve_pointer(&dir, "last").is_ok();
+    if has_run && !config.resume {
+        return Err(CliError::bad_input(format!(
+            "--checkpoint-dir {}: already holds a training run; pass --resume to continue it, or \
+             choose another directory",
+            dir.display()
+        )));
+    }
+    let options = TrainOptions {
+        batch_size: config.batch_size,
+        epochs: config.max_epochs,
+        seed: config.seed,
+        shuffle: true,
+        clip: clip_options(&config),
+        dataset: DatasetSpec::from(config.dataset),
+        steps: data.train.steps(),
+        sample_tokens: match config.task {
+            Task::Char => 100,
+            Task::Word => 0,
+        },
+        run_dir: Some(dir.clone()),
+    };
+    let threads = config.threads;
+    let mut trainer = if config.resume {
+        resume(&config, &data, options)?
+    } else {
+        let lm = LmConfig {
+            vocab: data.tokenizer.vocab_size(),
+            embedding_dim: config.model.embedding_size,
+            cell: config.model.cell.name().to_string(),
+            hidden: config.model.hidden_size,
+            num_layers: config.model.num_layers,
+            dropout: config.model.dropout,
+        };
+        let model = LanguageModel::new(lm, Par::Rayon(0), config.seed)
+            .map_err(|e| CliError::bad_input(e.to_string()))?;
+        let optimizer = Optimizer::new(optimizer_config(&config))
+            .map_err(|e| CliError::bad_input(e.to_string()))?;
+        Trainer::new(model, optimizer, options)
+    };
+    println!(
+        "kernels:  {} path, {} thread(s); run directory {}",
+        Isa::active(),
+        threads.map_or_else(rayon::current_num_threads, |t| t.get()),
+        dir.display()
+    );
+    let mut observer = Progress::new();
+    let result = with_threads(threads, || trainer.run(&data, &mut observer))?;
+    observer.finish();
+    result.map_err(|e| CliError::Runtime(e.to_string()))?;
+    if config.task == Task::Word {
+        // The seed's demonstration: seven words after a fixed prime.
+        let prime = "I will close the door if";
+        let text = continue_text(&trainer.model, &data.tokenizer, &trainer.options, prime, 7)?;
+        println!("sample:   {text}");
+    }
+    println!(
+        "done:     checkpoints, metrics.jsonl and loss.svg in {}",
+        dir.display()
+    );
+    Ok(())
+}
+
+fn clip_options(config: &TrainConfig) -> Vec<EngineClip> {
+    let mut clip = Vec::new();
+    if let Some(v) = config.clip.value {
+        clip.push(EngineClip::Value(v));
+    }
+    if let Some(n) = config.clip.norm {
+        clip.push(EngineClip::GlobalNorm(n));
+    }
+    clip
+}
+
+/// Keras's arithmetic and defaults (the seeds are Keras programs), at the requested rate.
+fn optimizer_config(config: &TrainConfig) -> OptimizerConfig {
+    let base = match config.optimizer {
+        OptimizerKind::Sgd => OptimizerConfig::keras_sgd(),
+        OptimizerKind::RmsProp => OptimizerConfig::keras_rmsprop(),
+        OptimizerKind::Adam => OptimizerConfig::keras_adam(),
+    };
+    base.with_learning_rate(config.learning_rate)
+}
+
+/// Loads the run's last checkpoint and checks it fits the data and flags given now.
+fn resume(
+    config: &TrainConfig,
+    data: &PreparedData,
+    mut options: TrainOptions,
+) -> Result<Trainer, CliError> {
+    let dir = &config.checkpoint_dir;
+    let bundle = load_checkpoint(dir, "last", Par::Rayon(0)).map_err(checkpoint_error)?;
+    if bundle.tokenizer != data.tokenizer {
+        return Err(CliError::bad_input(format!(
+            "--resume: the corpus gives a different vocabulary ({} ids) than the run in {} ({} \
+             ids); resume with the same corpus and tokeniser flags",
+            data.tokenizer.vocab_size(),
+            dir.display(),
+            bundle.tokenizer.vocab_size()
+        )));
+    }
+    let requested = LmConfig {
+        vocab: data.tokenizer.vocab_size(),
+        embedding_dim: config.model.embedding_size,
+        cell: config.model.cell.name().to_string(),
+        hidden: config.model.hidden_size,
+        num_layers: config.model.num_layers,
+        dropout: config.model.dropout,
+    };
+    if requested != bundle.model.config {
+        return Err(CliError::bad_input(format!(
+            "--resume: the flags ask for {} but the run in {} is {}",
+            describe_model(&requested),
+            dir.display(),
+            describe_model(&bundle.model.config)
+        )));
+    }
+    // The saved seed, order and clipping stay; only the epoch target may change.
+    let epochs = options.epochs;
+    options = bundle.options;
+    options.epochs = epochs;
+    Ok(Trainer::resumed(
+        bundle.model,
+        bundle.optimizer,
+        options,
+        bundle.history,
+    ))
+}
+
+fn describe_model(c: &LmConfig) -> String {
+    format!(
+        "{} {}×{} over {} ids{}",
+        c.cell,
+        c.num_layers,
+        c.hidden,
+        c.vocab,
+        c.embedding_dim
+            .map_or(String::new(), |d| format!(", embedding {d}"))
+    )
+}
+
+fn checkpoint_error(e: CheckpointError) -> CliError {
+    CliError::bad_input(format!("checkpoint: {e}"))
+}
+
+/// Greedy continuation of `prime` by `length` tokens, as text.
+fn continue_text(
+    model: &LanguageModel,
+    tokenizer: &Tokenizer,
+    options: &TrainOptions,
+    prime: &str,
+    length: usize,
+) -> Result<String, CliError> {
+    let encoded = tokenizer.encode_text(prime);
+    let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
+    let out = generate(
+        model,
+        &encoded.ids,
+        length,
+        options.generation_context(),
+        EngineSampling::Greedy,
+        &mut rng,
+    )
+    .map_err(|e| CliError::bad_input(format!("--prime {prime:?}: {e}")))?;
+    let mut text = prime.to_string();
+    let continuation = tokenizer.decode(&out.tokens);
+    if matches!(tokenizer, Tokenizer::Word(_)) {
+        text.push(' ');
+    }
+    text.push_str(&continuation);
+    Ok(text)
+}
+
+/// `recur generate`.
+pub fn generate_text(config: GenerateConfig) -> Result<(), CliError> {
+    let bundle =
+        load_checkpoint(&config.checkpoint, "last", Par::Rayon(0)).map_err(checkpoint_error)?;
+    let prime = config
+        .prime
+        .clone()
+        .unwrap_or_else(|| match &bundle.tokenizer {
+            Tokenizer::Char(_) => "the ".to_string(),
+            Tokenizer::Word(_) => "the".to_string(),
+        });
+    let encoded = bundle.tokenizer.encode_text(&prime);
+    if !encoded.unknown.is_empty() {
+        eprintln!(
+            "warning: --prime: not in the vocabulary, left out: {}",
+            encoded.unknown.join(" ")
+        );
+    }
+    if encoded.ids.is_empty() {
+        return Err(CliError::bad_input(format!(
+            "--prime {prime:?}: nothing of it is in the model's vocabulary"
+        )));
+    }
+    let sampling = match config.sampling {
+        Sampling::Greedy => EngineSampling::Greedy,
+        Sampling::Sample {
+            temperature,
+            top_k,
+            top_p,
+        } => EngineSampling::Random {
+            temperature,
+            top_k: top_k.map(|k| k.get()),
+            top_p,
+        },
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let out = generate(
+        &bundle.model,
+        &encoded.ids,
+        config.length,
+        bundle.options.generation_context(),
+        sampling,
+        &mut rng,
+    )
+    .map_err(|e| CliError::bad_input(e.to_string()))?;
+    let mut text = prime;
+    if matches!(bundle.tokenizer, Tokenizer::Word(_)) {
+        text.push(' ');
+    }
+    text.push_str(&bundle.tokenizer.decode(&out.tokens));
+    println!("{text}");
+    Ok(())
+}
+
+/// `recur eval`.
+pub fn evaluate(config: EvalConfig, corpus: Corpus) -> Result<(), CliError> {
+    let bundle =
+        load_checkpoint(&config.checkpoint, "last", Par::Rayon(0)).map_err(checkpoint_error)?;
+    let mut sink = VecSink::default();
+    bundle.tokenizer.encode_corpus(&corpus, &mut sink)?;
+    let n = sink.ids.len();
+    let store = std::sync::Arc::new(TokenStore::from_ids(sink.ids, sink.line_ends)?);
+    let dataset = match bundle.options.dataset {
+        DatasetSpec::Windows { steps, stride } => {
+            Dataset::Windows(SlidingWindows::new(store, 0..n, steps, stride)?)
+        }
+        DatasetSpec::LinePrefixes { .. } => {
+            Dataset::LinePrefixes(LinePrefixes::all(store, Some(bundle.options.steps))?)
+        }
+        DatasetSpec::Streams { batch, steps } => {
+            Dataset::Streams(BpttStreams::new(store, 0..n, batch, steps)?)
+        }
+    };
+    let started = Instant::now();
+    let stats = evaluate_dataset(
+        &bundle.model,
+        &dataset,
+        config.batch_size,
+        &mut Default::default(),
+        &mut LmWorkspace::default(),
+    )
+    .map_err(|e| CliError::Runtime(e.to_string()))?;
+    let loss = stats.mean_loss();
+    let unit = match bundle.tokenizer {
+        Tokenizer::Char(_) => "character",
+        Tokenizer::Word(_) => "word",
+    };
+    println!(
+        "{}: {} targets, loss {loss:.4} nats, perplexity {:.3}, {:.4} bits per {unit}, accuracy \
+         {:.2}% ({:.1} s)",
+        corpus.path().display(),
+        stats.count,
+        loss.exp(),
+        loss / std::f64::consts::LN_2,
+        100.0 * stats.correct as f64 / stats.count.max(1) as f64,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// A progress bar on a terminal; plain log lines otherwise (CI logs, pipes).
+struct Progress {
+    bar: Option<ProgressBar>,
+    last_log: Instant,
+    epoch_started: Instant,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress {
+            bar: None,
+            last_log: Instant::now(),
+            epoch_started: Instant::now(),
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl TrainObserver for Progress {
+    fn on_batch(&mut self, epoch: usize, batch: usize, batches: usize, mean_loss: f64) {
+        if batch == 0 {
+            self.epoch_started = Instant::now();
+            self.finish();
+            if std::io::stderr().is_terminal() {
+                let bar = ProgressBar::new(batches as u64);
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "epoch {prefix} [{bar:30}] {pos}/{len} batches, {msg} ({eta} left)",
+                    )
+                    .expect("valid template")
+                    .progress_chars("=> "),
+                );
+                bar.set_prefix(epoch.to_string());
+                self.bar = Some(bar);
+            }
+        }
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(batch as u64 + 1);
+                bar.set_message(format!("loss {mean_loss:.4}"));
+            }
+            None => {
+                if self.last_log.elapsed().as_secs_f64() >= 10.0 {
+                    self.last_log = Instant::now();
+                    eprintln!(
+                        "epoch {epoch}: batch {}/{batches}, loss {mean_loss:.4}, {:.0} s",
+                        batch + 1,
+                        self.epoch_started.elapsed().as_secs_f64()
+                    );
+                }
+            }
+        }
+    }
+
+    fn on_epoch(&mut self, r: &EpochRecord) {
+        self.finish();
+        let val = match (r.val_loss, r.val_accuracy) {
+            (Some(l), Some(a)) => format!(", val loss {l:.4} (accuracy {:.1}%)", 100.0 * a),
+            _ => String::new(),
+        };
+        println!(
+            "epoch {:>3}: loss {:.4} (accuracy {:.1}%){val}, {:.2} s, {:.0} targets/s",
+            r.epoch,
+            r.train_loss,
+            100.0 * r.train_accuracy,
+            r.seconds,
+            r.targets_per_second
+        );
+        if let Some(sample) = &r.sample {
+            println!("           {sample:?}");
+        }
+    }
+}
