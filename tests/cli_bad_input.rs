@@ -165,11 +165,19 @@ fn invalid_utf8_says_where_unless_ascii_only() {
     );
     // The seed's ASCII-only mode drops the byte instead: the data is prepared.
     let out = recur()
-        .args(["train", "--corpus", "latin1.txt", "--checkpoint-dir", "run"])
+        .args([
+            "train",
+            "--corpus",
+            "latin1.txt",
+            "--checkpoint-dir",
+            "run",
+            "--max-epochs",
+            "1",
+        ])
         .current_dir(d.path())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("windows of 10 steps"));
 }
 
@@ -235,14 +243,14 @@ fn recur_data_is_searched_first() {
     let data = workdir(&[("alice.txt", TEXT)]);
     let d = workdir(&[]);
     let out = recur()
-        .args(["train", "--checkpoint-dir", "run"])
+        .args(["train", "--checkpoint-dir", "run", "--max-epochs", "1"])
         .env("RECUR_DATA", data.path())
         .current_dir(d.path())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stdout.contains(&data.path().join("alice.txt").display().to_string()));
     // Not the real Alice: a warning, not a failure.
     assert!(

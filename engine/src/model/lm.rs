@@ -152,7 +152,7 @@ impl LanguageModel {
         let embedding = config
             .embedding_dim
             .map(|d| Embedding::init(config.vocab, d, &mut rng));
-        let rnn = config.rnn_config(par)?.init(seed ^ 0x5eed_0f_u64)?;
+        let rnn = config.rnn_config(par)?.init(seed ^ 0x005e_ed0f_u64)?;
         let decoder = Dense::init(config.hidden, config.vocab, &mut rng);
         Ok(LanguageModel {
             config,
