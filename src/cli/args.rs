@@ -180,6 +180,10 @@ pub struct TrainArgs {
     #[arg(long)]
     pub resume: bool,
 
+    /// Prepare the data (and its token cache), print the plan, and stop before training.
+    #[arg(long)]
+    pub dry_run: bool,
+
     /// Keep only the N most frequent ids, padding and <unk> included (word task; rarer words
     /// become <unk>).
     #[arg(long, value_name = "N", allow_negative_numbers = true,

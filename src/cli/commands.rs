@@ -85,6 +85,10 @@ pub fn train_command(config: TrainConfig) -> Result<(), CliError> {
     )?;
     print!("{}", train_summary(&config, &corpus, &provenance, &data));
     drop(corpus);
+    if config.dry_run {
+        println!("dry run: stopping before training");
+        return Ok(());
+    }
     run_train(config, data)
 }
 

@@ -127,6 +127,8 @@ pub struct TrainConfig {
     pub threads: Option<NonZeroUsize>,
     pub checkpoint_dir: PathBuf,
     pub resume: bool,
+    /// Stop after printing the plan.
+    pub dry_run: bool,
 }
 
 impl TrainConfig {
@@ -278,6 +280,7 @@ impl TrainConfig {
             threads: a.threads.and_then(NonZeroUsize::new),
             checkpoint_dir,
             resume: a.resume,
+            dry_run: a.dry_run,
         })
     }
 }
