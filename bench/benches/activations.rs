@@ -14,7 +14,7 @@ use recur_kernels::Isa;
 use recur_kernels::activations::{exp_to_with_isa, sigmoid_to_with_isa, tanh_to_with_isa};
 use recur_kernels::softmax::{LogitsGrad, softmax_cross_entropy_with_isa};
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 type Kernel = fn(Isa, &[f32], &mut [f32]);
 type ScalarFn = fn(f32) -> f32;
@@ -100,12 +100,20 @@ fn best_time(f: &mut dyn FnMut(), reps: u32) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
-/// Calls per batch so that a batch of `f` lasts about 200 µs of CPU time.
+/// Calls per batch so that a batch of `f` lasts at least 200 µs (doubling until it does), long
+/// enough that the clock's own cost does not count.
 fn calibrate(f: &mut dyn FnMut()) -> u32 {
-    let start = Instant::now();
-    f();
-    let once = start.elapsed().as_secs_f64().max(1e-9);
-    (200e-6 / once).clamp(1.0, 1e6) as u32
+    let mut reps = 1u32;
+    loop {
+        let start = thread_cpu_seconds();
+        for _ in 0..reps {
+            f();
+        }
+        if thread_cpu_seconds() - start >= 200e-6 || reps >= 1 << 24 {
+            return reps;
+        }
+        reps *= 2;
+    }
 }
 
 /// Median over `rounds` of `time(slow) / time(fast)`, each round timing the two back to back

@@ -324,6 +324,13 @@ fn lengths_tails_and_in_place_on_every_isa() {
                 );
             }
         }
+        for n in 0..=data.len() {
+            let mut x = data[..n].to_vec();
+            tanh_with_isa(isa, &mut x);
+            let mut y = vec![0.0; n];
+            tanh_to_with_isa(isa, &data[..n], &mut y);
+            assert_eq!(x, y, "tanh in place, len {n} on {isa}");
+        }
         let mut x = data.clone();
         exp_with_isa(isa, &mut x);
         let mut y = vec![0.0; data.len()];

@@ -51,7 +51,7 @@
 //! from a `#[cold]` shape-check function before any unsafe code runs.
 
 use crate::Isa;
-use crate::activations::{exp_v, load_tail};
+use crate::activations::{exp_v, last_lanes};
 use crate::simd::{Portable, Simd};
 
 pub mod reference;
@@ -82,6 +82,24 @@ pub struct LogitsGrad<'a> {
 // Row passes (generic over the ISA)
 // ---------------------------------------------------------------------------------------------
 
+/// Loads the `n < LANES` floats at `p` into a register whose other lanes hold `fill` (through a
+/// stack buffer), for rows shorter than one register, where the padding must be neutral (`−inf`
+/// for a max or an exp-sum).
+///
+/// # Safety
+/// S's ISA is available; `p` is readable for `n` floats.
+#[inline(always)]
+unsafe fn load_tail<S: Simd>(p: *const f32, n: usize, fill: f32) -> S::V {
+    debug_assert!(n < S::LANES && S::LANES <= 16);
+    let mut buf = [fill; 16];
+    // SAFETY: `p` has `n ≤ 16` readable floats (caller) and `buf` room for 16; the load reads
+    // LANES ≤ 16 floats of `buf`; the ISA is the caller's.
+    unsafe {
+        std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), n);
+        S::load(buf.as_ptr())
+    }
+}
+
 /// `max_j x[j]` over `n ≥ 1` floats. A NaN may or may not win; the exp-sum pass turns it into a
 /// NaN row either way.
 ///
@@ -90,7 +108,8 @@ pub struct LogitsGrad<'a> {
 #[inline(always)]
 unsafe fn row_max<S: Simd>(x: *const f32, n: usize) -> f32 {
     let lanes = S::LANES;
-    // SAFETY: every load below stays within `[0, n)` (loop bounds, `load_tail`); ISA: caller.
+    // SAFETY: every load below stays within `[0, n)` (loop bounds, the window `[n − LANES, n)`
+    // only when `n ≥ LANES`, `load_tail` of `n` floats); ISA: caller.
     unsafe {
         let mut acc = [S::splat(f32::NEG_INFINITY); 4];
         let mut i = 0;
@@ -105,7 +124,14 @@ unsafe fn row_max<S: Simd>(x: *const f32, n: usize) -> f32 {
             i += lanes;
         }
         if i < n {
-            acc[1] = S::max(acc[1], load_tail::<S>(x.add(i), n - i, f32::NEG_INFINITY));
+            // Rows of at least one register: the window ending at `n` (max is idempotent, so the
+            // lanes seen twice do no harm) — plain loads, no masked ones (slow on Zen 3).
+            let tail = if n >= lanes {
+                S::load(x.add(n - lanes))
+            } else {
+                load_tail::<S>(x, n, f32::NEG_INFINITY)
+            };
+            acc[1] = S::max(acc[1], tail);
         }
         S::reduce_max(S::max(S::max(acc[0], acc[1]), S::max(acc[2], acc[3])))
     }
@@ -126,8 +152,9 @@ unsafe fn row_exp_sum<S: Simd, const STORE: bool>(
 ) -> f64 {
     let lanes = S::LANES;
     let mut total = 0.0f64;
-    // SAFETY: every access below stays within `[0, n)` (block and loop bounds, `load_tail`,
-    // `store_partial` of `end − i` lanes); ISA: caller.
+    // SAFETY: every access below stays within `[0, n)` (block and loop bounds, the window
+    // `[n − LANES, n)` only when `n ≥ LANES`, else `load_tail`/`store_partial` of `n` floats);
+    // ISA: caller.
     unsafe {
         let max = S::splat(m);
         let mut block = 0;
@@ -153,14 +180,21 @@ unsafe fn row_exp_sum<S: Simd, const STORE: bool>(
                 acc[0] = S::add(acc[0], e);
                 i += lanes;
             }
-            if i < end {
-                // Padding lanes hold −inf, whose exponential is 0.
-                let e = exp_v::<S>(S::sub(
-                    load_tail::<S>(x.add(i), end - i, f32::NEG_INFINITY),
-                    max,
-                ));
+            if i < end && n >= lanes {
+                // Only the last block has a tail (blocks are multiples of 4·LANES), so `end = n`.
+                // Take the window ending at `n`; the lanes already summed are masked to 0, and
+                // storing them again writes the same values.
+                let start = end - lanes;
+                let e = exp_v::<S>(S::sub(S::load(x.add(start)), max));
                 if STORE {
-                    S::store_partial(out.add(i), e, end - i);
+                    S::store(out.add(start), e);
+                }
+                acc[1] = S::add(acc[1], S::select(last_lanes::<S>(end - i), e, S::zero()));
+            } else if i < end {
+                // A row shorter than one register: padding lanes hold −inf, whose exponential is 0.
+                let e = exp_v::<S>(S::sub(load_tail::<S>(x, n, f32::NEG_INFINITY), max));
+                if STORE {
+                    S::store_partial(out, e, n);
                 }
                 acc[1] = S::add(acc[1], e);
             }
@@ -187,7 +221,13 @@ unsafe fn row_scale<S: Simd>(p: *mut f32, n: usize, k: f32) {
             S::store(p.add(i), S::mul(S::load(p.add(i)), k));
             i += lanes;
         }
-        if i < n {
+        if i < n && n >= lanes {
+            // The window ending at `n`; its first lanes are already scaled and are kept.
+            let start = n - lanes;
+            let v = S::load(p.add(start));
+            let scaled = S::select(last_lanes::<S>(n - i), S::mul(v, k), v);
+            S::store(p.add(start), scaled);
+        } else if i < n {
             S::store_partial(p.add(i), S::mul(S::load_partial(p.add(i), n - i), k), n - i);
         }
     }
@@ -208,7 +248,14 @@ unsafe fn row_shift<S: Simd>(x: *const f32, out: *mut f32, n: usize, m: f32, log
             S::store(out.add(i), S::sub(S::sub(S::load(x.add(i)), m), log_s));
             i += lanes;
         }
-        if i < n {
+        if i < n && n >= lanes {
+            // The window ending at `n`, recomputing (identically) the lanes already written.
+            let start = n - lanes;
+            S::store(
+                out.add(start),
+                S::sub(S::sub(S::load(x.add(start)), m), log_s),
+            );
+        } else if i < n {
             let v = S::sub(S::sub(S::load_partial(x.add(i), n - i), m), log_s);
             S::store_partial(out.add(i), v, n - i);
         }
