@@ -64,6 +64,17 @@ pub enum OptimizerArg {
     Adam,
 }
 
+/// Whose default weight initialisation to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum InitArg {
+    /// Keras 3: Glorot-uniform input and output weights, orthogonal recurrent weights, zero
+    /// biases (LSTM forget gate 1), embeddings U(±0.05) — what the seed experiments used.
+    Keras,
+    /// PyTorch: U(±1/√H) everywhere in the recurrent layers, Kaiming-uniform dense, N(0,1)
+    /// embeddings.
+    Pytorch,
+}
+
 /// How samples are cut from the token stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DatasetArg {
@@ -139,6 +150,10 @@ pub struct TrainArgs {
     /// Optimiser [default: rmsprop (char), adam (word)].
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerArg>,
+
+    /// Weight initialisation: keras (the seeds') or pytorch.
+    #[arg(long, value_enum, default_value = "keras")]
+    pub init: InitArg,
 
     /// Learning rate (> 0).
     #[arg(long, value_name = "LR", default_value_t = 0.001, allow_negative_numbers = true,

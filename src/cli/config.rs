@@ -11,7 +11,9 @@ use recur::engine::data::{
 use recur::kernels::{CellKind, RnnActivation};
 
 use super::CliError;
-use super::args::{DatasetArg, EvalArgs, GenerateArgs, ModelArg, OptimizerArg, TaskArg, TrainArgs};
+use super::args::{
+    DatasetArg, EvalArgs, GenerateArgs, InitArg, ModelArg, OptimizerArg, TaskArg, TrainArgs,
+};
 
 /// Character or word model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,6 +99,8 @@ pub struct ModelConfig {
     pub embedding_size: Option<usize>,
     /// Dropout probability on the outputs of the recurrent layers (char-rnn's `dropout`).
     pub dropout: f32,
+    /// Whose default initialisation.
+    pub init: recur::engine::model::init::InitScheme,
 }
 
 /// Gradient clipping; both may apply (by value first, then by norm).
@@ -239,6 +243,10 @@ impl TrainConfig {
                 Task::Word => 150,
             }),
             num_layers: a.num_layers,
+            init: match a.init {
+                InitArg::Keras => recur::engine::model::init::InitScheme::Keras,
+                InitArg::Pytorch => recur::engine::model::init::InitScheme::PyTorch,
+            },
             embedding_size: a.embedding_size.or(match task {
                 Task::Char => None,
                 Task::Word => Some(100),

@@ -73,6 +73,7 @@ pub fn train(config: TrainConfig, data: PreparedData) -> Result<(), CliError> {
             hidden: config.model.hidden_size,
             num_layers: config.model.num_layers,
             dropout: config.model.dropout,
+            init: config.model.init,
         };
         let model = LanguageModel::new(lm, Par::Rayon(0), config.seed)
             .map_err(|e| CliError::bad_input(e.to_string()))?;
@@ -148,6 +149,7 @@ fn resume(
         hidden: config.model.hidden_size,
         num_layers: config.model.num_layers,
         dropout: config.model.dropout,
+        init: config.model.init,
     };
     if requested != bundle.model.config {
         return Err(CliError::bad_input(format!(

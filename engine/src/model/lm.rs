@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::dense::{Dense, DenseGrads};
 use super::embedding::Embedding;
+use super::init::{InitScheme, glorot_uniform, orthogonal, uniform};
 use crate::data::dataset::{Minibatch, Targets};
 use crate::rnn::{Mode, Rnn, RnnConfig, RnnError, RnnGrads, RnnState, SeqBatch};
 
@@ -36,6 +37,9 @@ pub struct LmConfig {
     pub num_layers: usize,
     /// Dropout between stacked layers (training only).
     pub dropout: f32,
+    /// Whose default initialisation to use (the seeds are Keras programs).
+    #[serde(default)]
+    pub init: InitScheme,
 }
 
 impl LmConfig {
@@ -154,13 +158,39 @@ impl LanguageModel {
             .map(|d| Embedding::init(config.vocab, d, &mut rng));
         let rnn = config.rnn_config(par)?.init(seed ^ 0x005e_ed0f_u64)?;
         let decoder = Dense::init(config.hidden, config.vocab, &mut rng);
-        Ok(LanguageModel {
+        let mut model = LanguageModel {
             config,
             embedding,
             rnn,
             decoder,
             par,
-        })
+        };
+        if model.config.init == InitScheme::Keras {
+            model.keras_init(&mut rng);
+        }
+        Ok(model)
+    }
+
+    /// Re-initialises every parameter as Keras 3 does by default (see [`super::init`]).
+    fn keras_init<R: rand::Rng + ?Sized>(&mut self, rng: &mut R) {
+        let cell = self.rnn.config().cell;
+        let (g, h) = (cell.gates(), self.config.hidden);
+        if let Some(e) = &mut self.embedding {
+            e.weight = uniform(rng, e.weight.len(), 0.05);
+        }
+        for p in &mut self.rnn.params_mut().directions {
+            let input = p.weight_ih.len() / (g * h);
+            p.weight_ih = glorot_uniform(rng, input, g * h);
+            p.weight_hh = orthogonal(rng, g * h, h);
+            p.bias_ih.fill(0.0);
+            p.bias_hh.fill(0.0);
+            if cell == CellKind::Lstm {
+                // unit_forget_bias: the f block (i, f, g, o) starts at 1.
+                p.bias_ih[h..2 * h].fill(1.0);
+            }
+        }
+        self.decoder.weight = glorot_uniform(rng, self.config.hidden, self.config.vocab);
+        self.decoder.bias.fill(0.0);
     }
 
     /// Zero gradients shaped like the parameters.

@@ -2,6 +2,7 @@
 
 pub mod dense;
 pub mod embedding;
+pub mod init;
 pub mod lm;
 pub mod plot;
 pub mod sampling;
