@@ -149,12 +149,21 @@ fn isa_unavailable(isa: Isa) -> ! {
 
 /// The micro-kernel: `C[..m_eff, ..n_eff] ← α·A1·B1 + β·C` for one `MR × NR` register tile.
 ///
+/// `A_STEP` is the row count the A panel was packed with (column `p` of A1 at `a + p·A_STEP`);
+/// it equals `MR` except for the short tail kernel, which runs the first `MR < A_STEP` rows of a
+/// full-height panel.
+///
 /// # Safety
-/// `a` holds `kc·MR` floats and `b` holds `kc·NR` floats (`NR = NV·S::LANES`); the `m_eff × n_eff`
-/// corner of C at `c` (strides `rs_c`, `cs_c`) is writable, and readable if `beta ≠ 0`;
-/// `m_eff ≤ MR`, `n_eff ≤ NR`; the CPU runs `S`.
+/// `a` holds `kc·A_STEP` floats (`MR ≤ A_STEP`) and `b` holds `kc·NR` floats (`NR = NV·S::LANES`);
+/// the `m_eff × n_eff` corner of C at `c` (strides `rs_c`, `cs_c`) is writable, and readable if
+/// `beta ≠ 0`; `m_eff ≤ MR`, `n_eff ≤ NR`; the CPU runs `S`.
 #[inline(always)]
-pub(crate) unsafe fn micro_kernel<S: Simd, const MR: usize, const NV: usize>(
+pub(crate) unsafe fn micro_kernel<
+    S: Simd,
+    const MR: usize,
+    const NV: usize,
+    const A_STEP: usize,
+>(
     kc: usize,
     alpha: f32,
     a: *const f32,
@@ -184,14 +193,14 @@ pub(crate) unsafe fn micro_kernel<S: Simd, const MR: usize, const NV: usize>(
         let (mut a, mut b) = (a, b);
         for _ in 0..kc / 4 {
             for u in 0..4 {
-                rank1_update::<S, MR, NV>(&mut acc, a.add(u * MR), b.add(u * nr));
+                rank1_update::<S, MR, NV>(&mut acc, a.add(u * A_STEP), b.add(u * nr));
             }
-            a = a.add(4 * MR);
+            a = a.add(4 * A_STEP);
             b = b.add(4 * nr);
         }
         for _ in 0..kc % 4 {
             rank1_update::<S, MR, NV>(&mut acc, a, b);
-            a = a.add(MR);
+            a = a.add(A_STEP);
             b = b.add(nr);
         }
         store_tile::<S, MR, NV>(&acc, alpha, beta, c, rs_c, cs_c, m_eff, n_eff);
@@ -312,6 +321,9 @@ pub(crate) unsafe fn store_tile<S: Simd, const MR: usize, const NV: usize>(
     }
 }
 
+/// Rows of the tail micro-kernel used for a last A panel with at most this many real rows.
+const TAIL_MR: usize = 4;
+
 /// B panels the single-row kernel streams at once (`ROW_PANELS·NV` independent accumulators, enough
 /// to cover the FMA latency, and as many concurrent streams for the prefetchers).
 const ROW_PANELS: usize = 4;
@@ -422,18 +434,21 @@ unsafe fn macro_kernel<S: Simd, const MR: usize, const NV: usize>(args: &MacroAr
             // LOOP 1 (IR): MR-tall micro-panels of the A block.
             for ir in (0..mc).step_by(MR) {
                 let m_eff = MR.min(mc - ir);
-                micro_kernel::<S, MR, NV>(
-                    kc,
-                    alpha,
+                let (a_panel, c_tile) = (
                     a.add((ir / MR) * a_panel_stride),
-                    b_panel,
-                    beta,
                     c.add(ir * rs_c + jr * cs_c),
-                    rs_c,
-                    cs_c,
-                    m_eff,
-                    n_eff,
                 );
+                if m_eff <= TAIL_MR && TAIL_MR < MR {
+                    // A short last panel (e.g. rows 60..64 of a batch of 64 with MR = 6): run
+                    // only TAIL_MR rows instead of MR, most of them zero padding.
+                    micro_kernel::<S, TAIL_MR, NV, MR>(
+                        kc, alpha, a_panel, b_panel, beta, c_tile, rs_c, cs_c, m_eff, n_eff,
+                    );
+                } else {
+                    micro_kernel::<S, MR, NV, MR>(
+                        kc, alpha, a_panel, b_panel, beta, c_tile, rs_c, cs_c, m_eff, n_eff,
+                    );
+                }
             }
         }
     }
