@@ -341,19 +341,22 @@ impl Trainer {
             .map(|(n, _)| n)
             .collect();
         let mut pairs = self.model.params_and_grads(&mut self.grads);
-        let norm = {
-            let mut grads: Vec<&mut [f32]> = pairs.iter_mut().map(|(_, g)| &mut **g).collect();
-            let mut norm = global_norm(grads.iter().map(|g| &**g));
-            for (n, clip) in self.options.clip.iter().enumerate() {
-                let before = clip.apply(&mut grads);
-                if n == 0 {
-                    norm = before;
-                }
-            }
-            norm
+        let mut grads: Vec<&mut [f32]> = pairs.iter_mut().map(|(_, g)| &mut **g).collect();
+        // Clipping reports the norm before it clips; without clipping a cheap finiteness scan
+        // does (the f64 norm of every gradient costs 10% of a word-model step).
+        let mut norm = None;
+        for clip in &self.options.clip {
+            let before = clip.apply(&mut grads);
+            norm.get_or_insert(before);
+        }
+        let finite = match norm {
+            Some(n) => n.is_finite(),
+            None => grads.iter().all(|g| all_finite(g)),
         };
-        if !norm.is_finite() {
-            return Err(non_finite("gradient norm", norm));
+        drop(grads);
+        if !finite {
+            let n = global_norm(pairs.iter().map(|(_, g)| &**g));
+            return Err(non_finite("gradient norm", n));
         }
         let mut params: Vec<Param<'_>> = pairs
             .iter_mut()
@@ -447,6 +450,17 @@ fn evaluate_many_to_one<D: ManyToOne>(
 }
 
 use rand::SeedableRng;
+
+/// Whether every value is finite; branch-free over the slice so it vectorises.
+fn all_finite(values: &[f32]) -> bool {
+    // A float is non-finite exactly when its exponent bits are all ones.
+    let exponent = 0x7f80_0000u32;
+    values.chunks(1024).all(|chunk| {
+        chunk.iter().fold(0u32, |acc, v| {
+            acc | u32::from(v.to_bits() & exponent == exponent)
+        }) == 0
+    })
+}
 
 /// SplitMix64 of `a` and `b`: independent-looking seeds from (seed, counter) pairs.
 pub fn mix(a: u64, b: u64) -> u64 {
