@@ -116,15 +116,21 @@ fn calibrate(f: &mut dyn FnMut()) -> u32 {
     }
 }
 
-/// Median over `rounds` of `time(slow) / time(fast)`, each round timing the two back to back
-/// (fastest of 5 batches of ~200 µs of thread CPU time each), so that machine load affects both sides alike.
-fn interleaved_ratio(rounds: usize, mut fast: impl FnMut(), mut slow: impl FnMut()) -> f64 {
+/// Side-by-side timing of `fast` against `slow` over `rounds` rounds, each timing the two back to
+/// back (fastest of 5 batches of ≥ 200 µs of thread CPU time each), so that machine load affects
+/// both sides alike. Returns the medians of `time(slow) / time(fast)` and of `time(fast)`.
+fn interleaved_ratio(rounds: usize, mut fast: impl FnMut(), mut slow: impl FnMut()) -> (f64, f64) {
     let (reps_fast, reps_slow) = (calibrate(&mut fast), calibrate(&mut slow));
-    let mut ratios: Vec<f64> = (0..rounds)
-        .map(|_| best_time(&mut slow, reps_slow) / best_time(&mut fast, reps_fast))
-        .collect();
+    let (mut ratios, mut fast_times): (Vec<f64>, Vec<f64>) = (0..rounds)
+        .map(|_| {
+            let t_fast = best_time(&mut fast, reps_fast);
+            let t_slow = best_time(&mut slow, reps_slow);
+            (t_slow / t_fast, t_fast)
+        })
+        .unzip();
     ratios.sort_by(f64::total_cmp);
-    ratios[rounds / 2]
+    fast_times.sort_by(f64::total_cmp);
+    (ratios[rounds / 2], fast_times[rounds / 2])
 }
 
 fn print_interleaved_ratios(isa: Isa) {
@@ -133,12 +139,16 @@ fn print_interleaved_ratios(isa: Isa) {
             let src = inputs(n);
             let mut dst = vec![0.0f32; n];
             let mut dst2 = vec![0.0f32; n];
-            let ratio = interleaved_ratio(
+            let (ratio, seconds) = interleaved_ratio(
                 21,
                 || kernel(isa, black_box(&src), black_box(&mut dst)),
                 || plain_loop(scalar, black_box(&src), black_box(&mut dst2)),
             );
-            println!("interleaved ratios: {name} n={n} {isa} vs plain scalar loop: {ratio:.2}x");
+            let melems = n as f64 / seconds / 1e6;
+            println!(
+                "interleaved ratios: {name} n={n} {isa}: {melems:.1} Melem/s (thread CPU time), \
+                 {ratio:.2}x the plain scalar loop"
+            );
         }
     }
     for vocab in VOCABS {
@@ -150,7 +160,7 @@ fn print_interleaved_ratios(isa: Isa) {
             let (mut losses, mut d) = (vec![0.0; rows], vec![0.0; rows * vocab]);
             let (mut losses2, mut d2) = (vec![0.0; rows], vec![0.0; rows * vocab]);
             let scale = 1.0 / rows as f32;
-            let ratio = interleaved_ratio(
+            let (ratio, seconds) = interleaved_ratio(
                 11,
                 || {
                     let grad = LogitsGrad {
@@ -177,8 +187,10 @@ fn print_interleaved_ratios(isa: Isa) {
                     )
                 },
             );
+            let melems = (rows * vocab) as f64 / seconds / 1e6;
             println!(
-                "interleaved ratios: softmax_ce V={vocab} rows={rows} {isa} vs plain scalar loop: {ratio:.2}x"
+                "interleaved ratios: softmax_ce V={vocab} rows={rows} {isa}: {melems:.1} Melem/s \
+                 (thread CPU time), {ratio:.2}x the plain scalar loop"
             );
         }
     }
