@@ -74,7 +74,7 @@ impl Kernel {
             isa_unavailable(isa);
         }
         match isa {
-            // Portable: 4×16 of plain arrays; a correctness fallback, blocked like AVX2.
+            // Portable: 4×16 of plain arrays; a correctness fallback with textbook blocking.
             Isa::Scalar => Kernel {
                 mr: 4,
                 nr: 16,
@@ -105,8 +105,8 @@ impl Kernel {
                 macro_kernel: macro_kernel_avx2,
             },
             // AVX-512 (not present on this host; blocked for a Xeon-class core, L1d 48 KiB, L2
-            // 2 MiB): 12×32 uses 24 accumulators + 2 B vectors of the 32 zmm (the broadcast is
-            // folded into the FMA). KC = 192: B micro-panel 192·32·4 B = 24 KiB, half of L1d.
+            // 2 MiB): 12×32 uses 24 accumulators + 1 broadcast of the 32 zmm, the B vectors
+            // being memory operands of the FMAs (disassembly: no spills in the k loop). KC = 192: B micro-panel 192·32·4 B = 24 KiB, half of L1d.
             // MC = 480: A block 480·192·4 B = 360 KiB. NC = 4096: B block 3 MiB.
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => Kernel {
@@ -127,8 +127,8 @@ impl Kernel {
     /// Runs LOOP 2 (JR) and LOOP 1 (IR) over one packed block.
     ///
     /// # Safety
-    /// `args.a` holds `ceil(mc/MR)` panels of `kc·MR` packed floats at stride `a_panel_stride`, `args.b` holds `ceil(nc/NR)` panels of
-    /// `kc·NR` floats at stride `b_panel_stride`, and every element `(i, j)` of the `mc × nc` C
+    /// `args.a` holds `ceil(mc/MR)` panels of `kc·MR` packed floats at stride `a_panel_stride`,
+    /// `args.b` holds `ceil(nc/NR)` panels of `kc·NR` floats at stride `b_panel_stride`, and every element `(i, j)` of the `mc × nc` C
     /// block is writable (and readable if `β ≠ 0`) at `c + i·rs_c + j·cs_c`, with no other thread
     /// touching it. The kernel's ISA is available (guaranteed by [`Kernel::for_isa`]).
     pub unsafe fn run_macro(&self, args: &MacroArgs) {

@@ -118,7 +118,7 @@ impl PackedB {
     }
 
     /// Panel width: the micro-kernel's NR (16 on AVX2, 32 on AVX-512). Tiles of
-    /// [`packed_b_tiles`](super::tiles::packed_b_tiles) are multiples of it.
+    /// `gemm::tiles::packed_b_tiles` (crate-internal) are multiples of it.
     pub fn panel_width(&self) -> usize {
         self.nr
     }
