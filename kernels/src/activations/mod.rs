@@ -3,7 +3,7 @@
 //! # Contract
 //!
 //! For every f32 input `x` (finite, ±inf or NaN), each function returns an f32 close to the exact
-//! value computed in f64 by [`reference`]:
+//! value computed in f64 by [`reference`](mod@reference):
 //!
 //! | function | maths | stated bound | measured over all 2^32 inputs |
 //! |---|---|---|---|

@@ -24,8 +24,9 @@
 //! [`EXP_MAX_REL_ERROR`](crate::activations::EXP_MAX_REL_ERROR) and `p_j` the exact softmax:
 //!
 //! - the exp-sum adds 256-float blocks in 4 vector accumulators, reduces each block's lanes to one
-//!   f32 and accumulates the blocks in f64, so each exponential passes through at most
-//!   `256/(4·LANES) − 1 + 2 + log2(LANES) ≤ 12` f32 additions: `s` has relative error
+//!   f32 and accumulates the blocks in f64, so each exponential passes through at most 14 f32
+//!   additions (with 8 lanes: ≤ 9 within an accumulator of a ragged last block, 2 combining the
+//!   four, 3 across lanes; with 16 lanes: 5 + 2 + 4): `s` has relative error
 //!   `γ ≤ `[`SUM_REL_ERROR`]` = 16u`, independent of V (a plain running f32 sum would have `V·u`);
 //! - rounding `x_j − m` to f32 perturbs each exponential by at most `u·|x_j − m|` (relative), and
 //!   `Σ_j p_j |x_j − m| ≤ ln V`, so `ln s` is off by at most `u·ln V + E + γ`;
@@ -34,7 +35,8 @@
 //!   (the last term covers exponentials in the subnormal range), and
 //!   `|log_softmax_j − exact| ≤ u·(|x_j − m| + ln V + ln s + |log_softmax_j|) + E + γ`.
 //!
-//! The tests check every output against the f64 [`reference`] with exactly these bounds.
+//! The tests check every output against the f64 [`reference`](mod@reference) with exactly these
+//! bounds.
 //!
 //! # Non-finite logits
 //!
