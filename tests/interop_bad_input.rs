@@ -39,7 +39,9 @@ fn small_gru() -> TensorStore {
 fn not_safetensors_truncated_and_out_of_range_are_refused() {
     assert!(matches!(
         parse(b"PK\x03\x04 this is a zip file"),
-        Err(InteropError::Checkpoint(CheckpointError::NotSafetensors { .. }))
+        Err(InteropError::Checkpoint(
+            CheckpointError::NotSafetensors { .. }
+        ))
     ));
     let bytes = fixture_bytes("lstm");
     for cut in [0, 7, 8, 100, bytes.len() / 2, bytes.len() - 1] {
@@ -47,7 +49,9 @@ fn not_safetensors_truncated_and_out_of_range_are_refused() {
         assert!(
             matches!(
                 err,
-                Some(InteropError::Checkpoint(CheckpointError::NotSafetensors { .. }))
+                Some(InteropError::Checkpoint(
+                    CheckpointError::NotSafetensors { .. }
+                ))
             ),
             "truncated at {cut}: {err:?}"
         );
@@ -70,7 +74,9 @@ fn not_safetensors_truncated_and_out_of_range_are_refused() {
     let dir = std::env::temp_dir();
     assert!(matches!(
         StateDict::open(&dir),
-        Err(InteropError::Checkpoint(CheckpointError::NotSafetensors { .. }))
+        Err(InteropError::Checkpoint(
+            CheckpointError::NotSafetensors { .. }
+        ))
     ));
     assert!(matches!(
         StateDict::open(Path::new("/nonexistent/model.safetensors")),
@@ -95,7 +101,9 @@ fn duplicates_unknown_dtypes_and_non_finite_values_name_the_tensor() {
         &[0; 8],
     );
     match parse(&int) {
-        Err(InteropError::Checkpoint(CheckpointError::UnsupportedDtype { name, dtype, .. })) => {
+        Err(InteropError::Checkpoint(CheckpointError::UnsupportedDtype {
+            name, dtype, ..
+        })) => {
             assert_eq!((name.as_str(), dtype.as_str()), ("rnn.bias_ih_l0", "I64"))
         }
         other => panic!("expected UnsupportedDtype, got {other:?}"),
@@ -134,7 +142,10 @@ fn every_missing_unexpected_and_misshapen_tensor_is_listed() {
         "enc.gru.weight_ih_l1".into(),
         Tensor::new(vec![9, 3], vec![0.0; 27]),
     );
-    store.insert("decoder.weight".into(), Tensor::new(vec![2, 3], vec![0.0; 6]));
+    store.insert(
+        "decoder.weight".into(),
+        Tensor::new(vec![2, 3], vec![0.0; 6]),
+    );
     let bytes = serialize_safetensors(&store, &BTreeMap::new());
     let mut file = parse(&bytes).unwrap();
     let spec = TorchRnnSpec::new(RnnConfig::new(CellKind::Gru, 2, 3));

@@ -26,7 +26,8 @@ const B: usize = 3;
 const H: usize = 4;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/pytorch/{name}.safetensors"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/fixtures/pytorch/{name}.safetensors"))
 }
 
 /// Asserts `|a − e| ≤ ATOL + RTOL·|e|` elementwise and returns the worst `|a − e|`.
@@ -104,7 +105,11 @@ fn check_case(case: &Case) {
             case.name
         );
         assert_eq!(spec.config.num_layers, case.num_layers, "{}", case.name);
-        assert_eq!(spec.config.bidirectional, case.bidirectional, "{}", case.name);
+        assert_eq!(
+            spec.config.bidirectional, case.bidirectional,
+            "{}",
+            case.name
+        );
         assert_eq!(spec.bias, case.bias, "{}", case.name);
         let mut spec = spec.with_layout(case.layout);
         spec.config = spec.config.with_isa(isa);
@@ -172,7 +177,10 @@ fn check_case(case: &Case) {
             let got = grads.get(&format!("d_{name}")).unwrap();
             worst = worst.max(assert_close(&what(&format!("grad.{name}")), got, expected));
         }
-        println!("{} on {isa}: worst |recur − torch| = {worst:.3e}", case.name);
+        println!(
+            "{} on {isa}: worst |recur − torch| = {worst:.3e}",
+            case.name
+        );
     }
 }
 

@@ -229,7 +229,9 @@ pub fn load_dense(
     if bias == Bias::Present {
         expected.push((format!("{prefix}bias"), vec![output]));
     }
-    let mut values = file.take_module("keras dense", &prefix, &expected)?.into_iter();
+    let mut values = file
+        .take_module("keras dense", &prefix, &expected)?
+        .into_iter();
     let kernel = values.next().expect("kernel");
     let mut weight = vec![0.0f32; kernel.len()];
     for i in 0..input {
@@ -273,7 +275,10 @@ mod tests {
     fn gru_gates_and_biases_are_reordered() {
         // I = 1, H = 1: kernel columns are the Keras blocks z, r, h = 1, 2, 3.
         let mut store = TensorStore::new();
-        store.insert("gru.kernel".into(), Tensor::new(vec![1, 3], vec![1.0, 2.0, 3.0]));
+        store.insert(
+            "gru.kernel".into(),
+            Tensor::new(vec![1, 3], vec![1.0, 2.0, 3.0]),
+        );
         store.insert(
             "gru.recurrent_kernel".into(),
             Tensor::new(vec![1, 3], vec![4.0, 5.0, 6.0]),
@@ -325,11 +330,16 @@ mod tests {
         let before = KerasRnnSpec::new(config.clone()).with_gru_reset(GruReset::Before);
         let err = load_rnn(&mut file, &["gru"], &before).unwrap_err();
         assert!(
-            matches!(&err, InteropError::Unsupported { .. }) && err.to_string().contains("reset_after=False"),
+            matches!(&err, InteropError::Unsupported { .. })
+                && err.to_string().contains("reset_after=False"),
             "{err}"
         );
         // A (3H) bias is what reset_after=False saves: a shape mismatch for reset_after=True.
         let err = load_rnn(&mut file, &["gru"], &KerasRnnSpec::new(config)).unwrap_err();
-        assert!(err.to_string().contains("\"gru.bias\" has shape [6], expected [2, 6]"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("\"gru.bias\" has shape [6], expected [2, 6]"),
+            "{err}"
+        );
     }
 }

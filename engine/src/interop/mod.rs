@@ -193,6 +193,16 @@ pub enum InteropError {
         /// What is missing or inconsistent.
         reason: String,
     },
+    /// A metadata entry (or a JSON configuration) that is missing or malformed.
+    #[error("{path}: metadata {key:?}: {reason}")]
+    Metadata {
+        /// The file.
+        path: PathBuf,
+        /// The entry.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A token id outside the vocabulary.
     #[error("token id {id} at position {position} is outside the vocabulary of {vocab}")]
     TokenOutOfRange {

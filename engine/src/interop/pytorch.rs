@@ -107,9 +107,7 @@ impl TorchRnnSpec {
         }
         let [_, input] = matrix("weight_ih_l0")?;
         let has = |name: String| file.get(&format!("{prefix}{name}")).is_some();
-        let num_layers = (0..)
-            .take_while(|k| has(format!("weight_ih_l{k}")))
-            .count();
+        let num_layers = (0..).take_while(|k| has(format!("weight_ih_l{k}"))).count();
         let bidirectional = has("weight_ih_l0_reverse".into());
         let bias = if has("bias_ih_l0".into()) || has("bias_hh_l0".into()) {
             Bias::Present
@@ -323,7 +321,10 @@ pub fn embedding_state_dict(embedding: &Embedding, prefix: &str) -> TensorStore 
     let mut out = TensorStore::new();
     out.insert(
         format!("{prefix}weight"),
-        Tensor::new(vec![embedding.vocab, embedding.dim], embedding.weight.clone()),
+        Tensor::new(
+            vec![embedding.vocab, embedding.dim],
+            embedding.weight.clone(),
+        ),
     );
     out
 }
@@ -337,6 +338,22 @@ pub fn language_model_state_dict(model: &LanguageModel) -> TensorStore {
     out.extend(rnn_state_dict(&model.rnn, "rnn.", Bias::Present).expect("biases are kept"));
     out.extend(linear_state_dict(&model.decoder, "decoder.", Bias::Present).expect("kept"));
     out
+}
+
+/// Reads a [`LmConfig`] from the JSON file at `path` (the `"model"` object of a recur
+/// `state.json`, or the `lm_config.json` beside a PyTorch export).
+///
+/// # Errors
+/// [`InteropError::Checkpoint`] if the file cannot be read; [`InteropError::Metadata`] (key
+/// `"lm_config"`) if it is not an `LmConfig`.
+pub fn read_lm_config(path: &std::path::Path) -> Result<LmConfig, InteropError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| crate::checkpoint::CheckpointError::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| InteropError::Metadata {
+        path: path.to_path_buf(),
+        key: "lm_config".into(),
+        reason: e.to_string(),
+    })
 }
 
 /// The logits (T, B, V) of `model` over the time-major ids (T, B), every row `steps` long, from
@@ -361,7 +378,11 @@ pub fn language_model_logits(
         }
         .into());
     }
-    if let Some((position, &id)) = ids.iter().enumerate().find(|(_, id)| **id as usize >= vocab) {
+    if let Some((position, &id)) = ids
+        .iter()
+        .enumerate()
+        .find(|(_, id)| **id as usize >= vocab)
+    {
         return Err(InteropError::TokenOutOfRange {
             id,
             position,
@@ -370,7 +391,9 @@ pub fn language_model_logits(
     }
     let mut x = Vec::new();
     model.embed(ids, &mut x);
-    let forward = model.rnn.infer(crate::rnn::SeqBatch::new(&x, steps, batch), None)?;
+    let forward = model
+        .rnn
+        .infer(crate::rnn::SeqBatch::new(&x, steps, batch), None)?;
     let mut logits = vec![0.0f32; steps * batch * vocab];
     model
         .decoder
@@ -457,7 +480,10 @@ mod tests {
             "m.lstm.weight_hh_l0".into(),
             Tensor::new(vec![4, 16], vec![0.0; 64]),
         );
-        store.insert("m.lstm.weight_hr_l0".into(), Tensor::new(vec![1], vec![0.0]));
+        store.insert(
+            "m.lstm.weight_hr_l0".into(),
+            Tensor::new(vec![1], vec![0.0]),
+        );
         store.insert("m.other.weight".into(), Tensor::new(vec![1], vec![0.0]));
         let mut file = StateDict::from_store("mem", store);
         let spec = TorchRnnSpec::new(rnn.config().clone());
@@ -521,7 +547,10 @@ mod tests {
             file.load_linear("head", 6, 4, Bias::Present),
             Err(InteropError::Mismatch { .. })
         ));
-        assert_eq!(file.load_linear("head", 4, 6, Bias::Present).unwrap(), dense);
+        assert_eq!(
+            file.load_linear("head", 4, 6, Bias::Present).unwrap(),
+            dense
+        );
         file.finish().unwrap();
     }
 }

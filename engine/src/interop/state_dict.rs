@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use recur_kernels::mmap::map_file_readonly;
 
 use super::{InteropError, Mismatch};
-use crate::checkpoint::{CheckpointError, LoadOptions, Tensor, TensorStore, load_safetensors_bytes};
+use crate::checkpoint::{
+    CheckpointError, LoadOptions, Tensor, TensorStore, load_safetensors_bytes,
+};
 
 /// The tensors of a safetensors file (a PyTorch `state_dict`, Keras weights exported by
 /// `scripts/interop/`, a recur checkpoint), to be moved into layers.
@@ -96,6 +98,27 @@ impl StateDict {
     /// The file's string metadata (`__metadata__` of the safetensors header).
     pub fn metadata(&self) -> &BTreeMap<String, String> {
         &self.metadata
+    }
+
+    /// The metadata entry `key` parsed as JSON into `T` (e.g. the `lm_config` and `vocab` that
+    /// `scripts/interop/pytorch_lm.py` stores beside the weights).
+    ///
+    /// # Errors
+    /// [`InteropError::Metadata`] if the entry is absent or does not parse as a `T`.
+    pub fn metadata_json<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<T, InteropError> {
+        let metadata_error = |reason: String| InteropError::Metadata {
+            path: self.path.clone(),
+            key: key.to_string(),
+            reason,
+        };
+        let text = self
+            .metadata
+            .get(key)
+            .ok_or_else(|| metadata_error("no such entry in __metadata__".into()))?;
+        serde_json::from_str(text).map_err(|e| metadata_error(e.to_string()))
     }
 
     /// The names of the tensors not taken yet, in order.

@@ -1,0 +1,208 @@
+//! Golden tests against Keras 3: recur loads the weights of `SimpleRNN` (tanh, relu without bias),
+//! `LSTM`, stacked `GRU(reset_after=True)`, and an `Embedding` → `LSTM` → `Dense` model, exported
+//! to safetensors by `scripts/interop/keras_fixtures.py`, and must reproduce Keras' outputs (at
+//! every valid step of masked, ragged batches) and final states on every ISA path of the host.
+//! A `GRU(reset_after=False)` must be refused with a typed error.
+//!
+//! Keras computed the fixtures in float64 from f32 weights; the bar is
+//! `|recur − keras| ≤ 1e-5 + 1e-5·|keras|`.
+
+use std::path::PathBuf;
+
+use recur::engine::interop::keras::{self, GruReset, KerasRnnSpec};
+use recur::engine::interop::{
+    Bias, InteropError, StateDict, batch_first_to_time_major, time_major_to_batch_first,
+};
+use recur::engine::rnn::{RnnConfig, RnnState, SeqBatch};
+use recur::kernels::{CellKind, Isa, Par, RnnActivation};
+
+const B: usize = 3;
+const T: usize = 5;
+const I: usize = 3;
+const H: usize = 4;
+
+fn open(name: &str) -> StateDict {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/fixtures/keras/{name}.safetensors"));
+    StateDict::open(&path).unwrap()
+}
+
+fn golden(file: &mut StateDict, name: &str) -> Vec<f32> {
+    file.take(&format!("golden.{name}"))
+        .unwrap_or_else(|| panic!("fixture has no golden.{name}"))
+        .data
+}
+
+fn assert_close(what: &str, actual: &[f32], expected: &[f32]) -> f32 {
+    assert_eq!(actual.len(), expected.len(), "{what}: length");
+    let mut worst = 0.0f32;
+    for (k, (&a, &e)) in actual.iter().zip(expected).enumerate() {
+        let err = (a - e).abs();
+        assert!(
+            err <= 1e-5 + 1e-5 * e.abs(),
+            "{what}[{k}]: recur {a} vs Keras {e}"
+        );
+        worst = worst.max(err);
+    }
+    worst
+}
+
+fn hosts_isas(name: &str) -> Vec<Isa> {
+    for isa in Isa::ALL {
+        if !isa.is_available() {
+            println!("skipping {name} on {isa}: not available on this CPU");
+        }
+    }
+    Isa::available()
+}
+
+/// Stacked layers `layers` over the masked batch of fixture `name`.
+fn check_stack(name: &str, cell: CellKind, layers: &[&str], bias: Bias) {
+    for isa in hosts_isas(name) {
+        let mut file = open(name);
+        let lstm = cell == CellKind::Lstm;
+        let x = golden(&mut file, "input");
+        let lengths: Vec<usize> = golden(&mut file, "lengths")
+            .iter()
+            .map(|&l| l as usize)
+            .collect();
+        let output = golden(&mut file, "output");
+        let h_n: Vec<Vec<f32>> = (0..layers.len())
+            .map(|k| golden(&mut file, &format!("h_n.{k}")))
+            .collect();
+        let c_n: Vec<Vec<f32>> = (0..layers.len())
+            .filter(|_| lstm)
+            .map(|k| golden(&mut file, &format!("c_n.{k}")))
+            .collect();
+        let initial = file.get("golden.h0").is_some().then(|| RnnState {
+            h: golden(&mut file, "h0"),
+            c: lstm.then(|| golden(&mut file, "c0")),
+        });
+        let config = RnnConfig::new(cell, I, H)
+            .with_num_layers(layers.len())
+            .with_isa(isa);
+        let spec = KerasRnnSpec::new(config).with_bias(bias);
+        let rnn = keras::load_rnn(&mut file, layers, &spec).unwrap();
+        file.finish().unwrap();
+
+        let x = batch_first_to_time_major(&x, B, T, I);
+        let forward = rnn
+            .infer(
+                SeqBatch::new(&x, T, B).with_lengths(&lengths),
+                initial.as_ref(),
+            )
+            .unwrap();
+        let out = time_major_to_batch_first(&forward.output, T, B, H);
+        let what = |t: &str| format!("{name} [{isa}] {t}");
+        let mut worst = 0.0f32;
+        // Keras' outputs past a row's length are whatever its masking leaves there: compare the
+        // valid steps only.
+        for (b, &len) in lengths.iter().enumerate() {
+            let rows = b * T * H..(b * T + len) * H;
+            worst = worst.max(assert_close(
+                &what(&format!("output row {b}")),
+                &out[rows.clone()],
+                &output[rows],
+            ));
+        }
+        for (k, expected) in h_n.iter().enumerate() {
+            let got = &forward.state.h[k * B * H..(k + 1) * B * H];
+            worst = worst.max(assert_close(
+                &what(&format!("h_n layer {k}")),
+                got,
+                expected,
+            ));
+        }
+        for (k, expected) in c_n.iter().enumerate() {
+            let c = forward.state.c.as_ref().expect("LSTM state has c");
+            let got = &c[k * B * H..(k + 1) * B * H];
+            worst = worst.max(assert_close(
+                &what(&format!("c_n layer {k}")),
+                got,
+                expected,
+            ));
+        }
+        println!("{name} on {isa}: worst |recur − keras| = {worst:.3e}");
+    }
+}
+
+#[test]
+fn simple_rnn_two_stacked_layers_masked() {
+    check_stack(
+        "simple_rnn",
+        CellKind::Rnn(RnnActivation::Tanh),
+        &["simple_rnn_0", "simple_rnn_1"],
+        Bias::Present,
+    );
+}
+
+#[test]
+fn simple_rnn_relu_without_bias() {
+    check_stack(
+        "simple_rnn_relu_nobias",
+        CellKind::Rnn(RnnActivation::Relu),
+        &["rnn"],
+        Bias::Absent,
+    );
+}
+
+#[test]
+fn lstm_masked_from_an_initial_state() {
+    check_stack("lstm", CellKind::Lstm, &["lstm"], Bias::Present);
+}
+
+#[test]
+fn gru_reset_after_two_stacked_layers_masked() {
+    check_stack("gru", CellKind::Gru, &["gru_0", "gru_1"], Bias::Present);
+}
+
+#[test]
+fn gru_reset_before_is_refused_with_a_reason() {
+    let mut file = open("gru_reset_before");
+    let config = RnnConfig::new(CellKind::Gru, I, H);
+    let spec = KerasRnnSpec::new(config.clone()).with_gru_reset(GruReset::Before);
+    let err = keras::load_rnn(&mut file, &["gru_before"], &spec).unwrap_err();
+    assert!(
+        matches!(&err, InteropError::Unsupported { layer, .. } if layer == "gru_before"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("reset_after=False"), "{err}");
+    // Loaded as if it were reset_after=True, its (3H) bias gives away what it is.
+    let err = keras::load_rnn(&mut file, &["gru_before"], &KerasRnnSpec::new(config)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("\"gru_before.bias\" has shape [12], expected [2, 12]"),
+        "{err}"
+    );
+}
+
+#[test]
+fn embedding_lstm_dense_model() {
+    let (vocab, dim, classes) = (7, 3, 5);
+    for isa in hosts_isas("lm") {
+        let mut file = open("lm");
+        let ids_batch_first: Vec<u32> =
+            golden(&mut file, "ids").iter().map(|&v| v as u32).collect();
+        let expected = golden(&mut file, "output");
+        let embedding = keras::load_embedding(&mut file, "embedding", vocab, dim).unwrap();
+        let spec = KerasRnnSpec::new(RnnConfig::new(CellKind::Lstm, dim, H).with_isa(isa));
+        let lstm = keras::load_rnn(&mut file, &["lstm"], &spec).unwrap();
+        let dense = keras::load_dense(&mut file, "dense", H, classes, Bias::Present).unwrap();
+        file.finish().unwrap();
+
+        let mut ids = vec![0u32; B * T]; // (T, B)
+        for b in 0..B {
+            for t in 0..T {
+                ids[t * B + b] = ids_batch_first[b * T + t];
+            }
+        }
+        let mut x = vec![0.0f32; T * B * dim];
+        embedding.forward(&ids, &mut x);
+        let forward = lstm.infer(SeqBatch::new(&x, T, B), None).unwrap();
+        let mut logits = vec![0.0f32; T * B * classes];
+        dense.forward(Par::Seq, &forward.output, T * B, &mut logits);
+        let logits = time_major_to_batch_first(&logits, T, B, classes);
+        let worst = assert_close(&format!("lm [{isa}] logits"), &logits, &expected);
+        println!("lm on {isa}: worst |recur − keras| = {worst:.3e}");
+    }
+}
