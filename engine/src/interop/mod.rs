@@ -81,6 +81,85 @@
 //! assert!(mismatches.contains(&Mismatch::Missing { name: "gru.bias_ih_l0".into(), expected: vec![12] }));
 //! assert!(mismatches.contains(&Mismatch::Unexpected { name: "gru.weight_ih_l1".into() }));
 //! ```
+//!
+//! Streaming inference, one step at a time, from weights loaded out of a state_dict: the stream
+//! packs the weights once and a step allocates nothing; it gives what a whole-sequence pass gives.
+//!
+//! ```
+//! use recur_engine::interop::{Bias, StateDict, pytorch::{TorchRnnSpec, rnn_state_dict}};
+//! use recur_engine::kernels::CellKind;
+//! use recur_engine::rnn::{RnnConfig, SeqBatch};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let trained = RnnConfig::new(CellKind::Gru, 2, 6).with_num_layers(2).init(3)?;
+//! let mut file = StateDict::from_store("gru", rnn_state_dict(&trained, "rnn", Bias::Present)?);
+//! let spec = TorchRnnSpec::infer(&file, "rnn", CellKind::Gru)?;
+//! let gru = file.load_rnn("rnn", &spec)?;
+//!
+//! let xs = [[0.5f32, -1.0], [0.25, 0.0], [-0.75, 1.5]]; // three steps of (B = 1, I = 2)
+//! let mut stream = gru.stream(1)?;
+//! let mut last = Vec::new();
+//! for x in &xs {
+//!     last = stream.step(x)?.to_vec(); // h_t of the top layer, (1, H)
+//! }
+//! let whole = gru.infer(SeqBatch::new(xs.as_flattened(), 3, 1), None)?;
+//! let top = &whole.state.h[6..12]; // layer 1's final h
+//! for (a, b) in last.iter().zip(top) {
+//!     assert!((a - b).abs() < 1e-5);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A training step: forward in training mode, the gradient of the loss with respect to the
+//! output, backward (BPTT) into named gradients, and an optimiser step over the named
+//! parameters. After it, the loss is lower.
+//!
+//! ```
+//! use recur_engine::kernels::CellKind;
+//! use recur_engine::optim::{Optimizer, OptimizerConfig, Param};
+//! use recur_engine::rnn::{Mode, RnnConfig, SeqBatch};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let (steps, batch, input, hidden) = (4, 2, 3, 5);
+//! let mut lstm = RnnConfig::new(CellKind::Lstm, input, hidden).init(9)?;
+//! let x: Vec<f32> = (0..steps * batch * input).map(|k| (k as f32 * 0.37).sin()).collect();
+//! let target = vec![0.5f32; steps * batch * hidden]; // (T, B, H)
+//! // L = ½ Σ (y − target)²
+//! let loss = |y: &[f32]| y.iter().zip(&target).map(|(y, t)| 0.5 * (y - t).powi(2)).sum::<f32>();
+//!
+//! let (out, cache) = lstm.forward(SeqBatch::new(&x, steps, batch), None, Mode::Training { dropout_seed: 0 })?;
+//! let before = loss(&out.output);
+//! let d_output: Vec<f32> = out.output.iter().zip(&target).map(|(y, t)| y - t).collect();
+//! let mut grads = lstm.zero_grads();
+//! lstm.backward(cache, &d_output, None, &mut grads)?;
+//!
+//! let mut optimizer = Optimizer::new(OptimizerConfig::pytorch_adam().with_learning_rate(0.01))?;
+//! let names: Vec<String> = lstm.params().named("").into_iter().map(|(name, _)| name).collect();
+//! let mut slots: Vec<(&mut [f32], &[f32])> = Vec::new();
+//! for (p, g) in lstm.params_mut().directions.iter_mut().zip(&grads.directions) {
+//!     slots.push((&mut p.weight_ih, &g.weight_ih));
+//!     slots.push((&mut p.weight_hh, &g.weight_hh));
+//!     slots.push((&mut p.bias_ih, &g.bias_ih));
+//!     slots.push((&mut p.bias_hh, &g.bias_hh));
+//! }
+//! let mut params: Vec<Param<'_>> = names
+//!     .iter()
+//!     .zip(slots)
+//!     .map(|(name, (value, grad))| Param::new(name, value, grad))
+//!     .collect();
+//! optimizer.step(&mut params)?;
+//!
+//! let after = loss(&lstm.infer(SeqBatch::new(&x, steps, batch), None)?.output);
+//! assert!(after < before, "{after} < {before}");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! For a whole language model, [`crate::model::lm::LanguageModel::train_step`] does the forward,
+//! softmax cross-entropy and backward of a minibatch, and [`crate::train::Trainer`] the loop;
+//! [`StateDict::load_language_model`] loads one from a PyTorch module with submodules
+//! `embedding`, `rnn`, `decoder` (see `examples/pytorch_lstm_generate.rs`).
 
 pub mod keras;
 pub mod pytorch;
