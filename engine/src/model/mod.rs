@@ -4,5 +4,6 @@ pub mod dense;
 pub mod embedding;
 pub mod init;
 pub mod lm;
+pub mod loss;
 pub mod plot;
 pub mod sampling;
