@@ -15,7 +15,9 @@ pub struct Embedding {
 impl Embedding {
     /// PyTorch's initialisation: N(0, 1) entries.
     pub fn init<R: rand::Rng + ?Sized>(vocab: usize, dim: usize, rng: &mut R) -> Self {
-        let weight = (0..vocab * dim).map(|_| standard_normal(rng)).collect();
+        let weight = (0..vocab * dim)
+            .map(|_| super::init::standard_normal(rng) as f32)
+            .collect();
         Embedding { vocab, dim, weight }
     }
 
@@ -68,14 +70,6 @@ impl Embedding {
         );
         id
     }
-}
-
-/// A standard normal draw by the Box–Muller transform (no extra dependency).
-fn standard_normal<R: rand::Rng + ?Sized>(rng: &mut R) -> f32 {
-    // u1 in (0, 1] so ln(u1) is finite.
-    let u1: f64 = 1.0 - rng.random::<f64>();
-    let u2: f64 = rng.random::<f64>();
-    ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
 }
 
 #[cfg(test)]
