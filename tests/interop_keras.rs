@@ -1,5 +1,5 @@
 //! Golden tests against Keras 3: recur loads the weights of `SimpleRNN` (tanh, relu without bias),
-//! `LSTM`, stacked `GRU(reset_after=True)`, and an `Embedding` → `LSTM` → `Dense` model, exported
+//! `LSTM`, stacked `GRU(reset_after=True)`, `Bidirectional` GRU/LSTM wrappers, and an `Embedding` → `LSTM` → `Dense` model, exported
 //! to safetensors by `scripts/interop/keras_fixtures.py`, and must reproduce Keras' outputs (at
 //! every valid step of masked, ragged batches) and final states on every ISA path of the host.
 //! A `GRU(reset_after=False)` must be refused with a typed error.
@@ -56,8 +56,11 @@ fn hosts_isas(name: &str) -> Vec<Isa> {
     Isa::available()
 }
 
-/// Stacked layers `layers` over the masked batch of fixture `name`.
-fn check_stack(name: &str, cell: CellKind, layers: &[&str], bias: Bias) {
+/// Stacked layers `layers` (Bidirectional wrappers if `directions` is 2) over the masked batch
+/// of fixture `name`.
+fn check_stack(name: &str, cell: CellKind, layers: &[&str], directions: usize, bias: Bias) {
+    let states = layers.len() * directions;
+    let width = directions * H;
     for isa in hosts_isas(name) {
         let mut file = open(name);
         let lstm = cell == CellKind::Lstm;
@@ -67,10 +70,10 @@ fn check_stack(name: &str, cell: CellKind, layers: &[&str], bias: Bias) {
             .map(|&l| l as usize)
             .collect();
         let output = golden(&mut file, "output");
-        let h_n: Vec<Vec<f32>> = (0..layers.len())
+        let h_n: Vec<Vec<f32>> = (0..states)
             .map(|k| golden(&mut file, &format!("h_n.{k}")))
             .collect();
-        let c_n: Vec<Vec<f32>> = (0..layers.len())
+        let c_n: Vec<Vec<f32>> = (0..states)
             .filter(|_| lstm)
             .map(|k| golden(&mut file, &format!("c_n.{k}")))
             .collect();
@@ -80,6 +83,7 @@ fn check_stack(name: &str, cell: CellKind, layers: &[&str], bias: Bias) {
         });
         let config = RnnConfig::new(cell, I, H)
             .with_num_layers(layers.len())
+            .with_bidirectional(directions == 2)
             .with_isa(isa);
         let spec = KerasRnnSpec::new(config).with_bias(bias);
         let rnn = keras::load_rnn(&mut file, layers, &spec).unwrap();
@@ -92,13 +96,13 @@ fn check_stack(name: &str, cell: CellKind, layers: &[&str], bias: Bias) {
                 initial.as_ref(),
             )
             .unwrap();
-        let out = time_major_to_batch_first(&forward.output, T, B, H);
+        let out = time_major_to_batch_first(&forward.output, T, B, width);
         let what = |t: &str| format!("{name} [{isa}] {t}");
         let mut worst = 0.0f32;
         // Keras' outputs past a row's length are whatever its masking leaves there: compare the
         // valid steps only.
         for (b, &len) in lengths.iter().enumerate() {
-            let rows = b * T * H..(b * T + len) * H;
+            let rows = b * T * width..(b * T + len) * width;
             worst = worst.max(assert_close(
                 &what(&format!("output row {b}")),
                 &out[rows.clone()],
@@ -108,7 +112,7 @@ fn check_stack(name: &str, cell: CellKind, layers: &[&str], bias: Bias) {
         for (k, expected) in h_n.iter().enumerate() {
             let got = &forward.state.h[k * B * H..(k + 1) * B * H];
             worst = worst.max(assert_close(
-                &what(&format!("h_n layer {k}")),
+                &what(&format!("h_n {k} (layer·D + direction)")),
                 got,
                 expected,
             ));
@@ -117,7 +121,7 @@ fn check_stack(name: &str, cell: CellKind, layers: &[&str], bias: Bias) {
             let c = forward.state.c.as_ref().expect("LSTM state has c");
             let got = &c[k * B * H..(k + 1) * B * H];
             worst = worst.max(assert_close(
-                &what(&format!("c_n layer {k}")),
+                &what(&format!("c_n {k} (layer·D + direction)")),
                 got,
                 expected,
             ));
@@ -132,6 +136,7 @@ fn simple_rnn_two_stacked_layers_masked() {
         "simple_rnn",
         CellKind::Rnn(RnnActivation::Tanh),
         &["simple_rnn_0", "simple_rnn_1"],
+        1,
         Bias::Present,
     );
 }
@@ -142,18 +147,54 @@ fn simple_rnn_relu_without_bias() {
         "simple_rnn_relu_nobias",
         CellKind::Rnn(RnnActivation::Relu),
         &["rnn"],
+        1,
         Bias::Absent,
     );
 }
 
 #[test]
 fn lstm_masked_from_an_initial_state() {
-    check_stack("lstm", CellKind::Lstm, &["lstm"], Bias::Present);
+    check_stack("lstm", CellKind::Lstm, &["lstm"], 1, Bias::Present);
 }
 
 #[test]
 fn gru_reset_after_two_stacked_layers_masked() {
-    check_stack("gru", CellKind::Gru, &["gru_0", "gru_1"], Bias::Present);
+    check_stack("gru", CellKind::Gru, &["gru_0", "gru_1"], 1, Bias::Present);
+}
+
+#[test]
+fn bidirectional_gru_two_stacked_wrappers_masked() {
+    check_stack(
+        "gru_bidirectional",
+        CellKind::Gru,
+        &["bigru_0", "bigru_1"],
+        2,
+        Bias::Present,
+    );
+}
+
+#[test]
+fn bidirectional_lstm_masked() {
+    check_stack(
+        "lstm_bidirectional",
+        CellKind::Lstm,
+        &["bilstm"],
+        2,
+        Bias::Present,
+    );
+}
+
+#[test]
+fn a_bidirectional_wrapper_missing_a_direction_is_named() {
+    let mut file = open("lstm_bidirectional");
+    file.take("bilstm.backward.recurrent_kernel").unwrap();
+    let spec = KerasRnnSpec::new(RnnConfig::new(CellKind::Lstm, I, H).with_bidirectional(true));
+    let err = keras::load_rnn(&mut file, &["bilstm"], &spec).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("missing tensor \"bilstm.backward.recurrent_kernel\""),
+        "{err}"
+    );
 }
 
 #[test]

@@ -7,7 +7,10 @@ Each tests/fixtures/keras/<case>.safetensors holds the exported weights (f32) an
   golden.lengths  (B) valid steps per row (as f32); steps past them are masked
   golden.h0, golden.c0   the initial state given to the first layer (lstm case)
   golden.output   (B, T, F) the last layer's output (compare only the valid steps)
-  golden.h_n.<k>, golden.c_n.<k>  final state of layer k (at each row's last valid step)
+  golden.h_n.<k>, golden.c_n.<k>  final state of layer k (at each row's last valid step); for
+        Bidirectional wrappers k = 2*layer + direction, as PyTorch orders h_n
+Bidirectional wrappers (merge_mode="concat") export their layers as
+  "{wrapper.name}.forward.{variable}" and "{wrapper.name}.backward.{variable}".
 Weights are drawn in float32 and Keras computes in float64 (floatx) from those exact values.
 
 Needs tensorflow-cpu (Keras 3) and numpy; writes safetensors itself.
@@ -55,6 +58,13 @@ def randomize(layer, rng):
 
 
 def export(layer):
+    if isinstance(layer, keras.layers.Bidirectional):
+        out = {}
+        for direction, inner in (("forward", layer.forward_layer),
+                                 ("backward", layer.backward_layer)):
+            out.update({f"{layer.name}.{direction}.{w.name}": np.asarray(w.numpy(), np.float32)
+                        for w in inner.weights})
+        return out
     return {f"{layer.name}.{w.name}": np.asarray(w.numpy(), dtype=np.float32)
             for w in layer.weights}
 
@@ -78,9 +88,17 @@ def stacked_case(name, make_layers, rng, initial=None):
         result = layer(h, mask=m, initial_state=state_in)
         h = np.asarray(result[0])
         states = [np.asarray(s) for s in result[1:]]
-        tensors[f"golden.h_n.{k}"] = states[0]
-        if len(states) > 1:
-            tensors[f"golden.c_n.{k}"] = states[1]
+        if isinstance(layer, keras.layers.Bidirectional):
+            # [h_fwd, (c_fwd,) h_bwd, (c_bwd)]: PyTorch's (layer, direction) order.
+            half = len(states) // 2
+            for direction, chunk in ((0, states[:half]), (1, states[half:])):
+                tensors[f"golden.h_n.{2 * k + direction}"] = chunk[0]
+                if len(chunk) > 1:
+                    tensors[f"golden.c_n.{2 * k + direction}"] = chunk[1]
+        else:
+            tensors[f"golden.h_n.{k}"] = states[0]
+            if len(states) > 1:
+                tensors[f"golden.c_n.{k}"] = states[1]
         tensors.update(export(layer))
     tensors["golden.output"] = h
     return tensors
@@ -108,6 +126,13 @@ def main():
     cases["gru"] = stacked_case("gru", lambda: [
         keras.layers.GRU(H, name="gru_0", **seq),
         keras.layers.GRU(H, name="gru_1", **seq),
+    ], rng)
+    cases["gru_bidirectional"] = stacked_case("gru_bidirectional", lambda: [
+        keras.layers.Bidirectional(keras.layers.GRU(H, **seq), name="bigru_0"),
+        keras.layers.Bidirectional(keras.layers.GRU(H, **seq), name="bigru_1"),
+    ], rng)
+    cases["lstm_bidirectional"] = stacked_case("lstm_bidirectional", lambda: [
+        keras.layers.Bidirectional(keras.layers.LSTM(H, **seq), name="bilstm"),
     ], rng)
     # reset_after=False: a (3H) bias and a different cell, which recur must refuse.
     before = keras.layers.GRU(H, reset_after=False, name="gru_before", **seq)

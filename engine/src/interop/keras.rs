@@ -24,7 +24,8 @@
 //! Only the default activations map (`tanh` and `sigmoid` for LSTM/GRU; `tanh` or `relu` for
 //! SimpleRNN, given by the cell): Keras stores activations in the model config, not the weights,
 //! so the caller states them in [`KerasRnnSpec`]. Stacked layers are separate Keras layers, each
-//! with its own prefix; `Bidirectional` wrappers are not mapped yet.
+//! with its own prefix; a `Bidirectional` wrapper's two layers are exported as
+//! `{wrapper}.forward.*` and `{wrapper}.backward.*` (only `merge_mode="concat"` maps).
 
 use recur_kernels::CellKind;
 
@@ -48,8 +49,8 @@ pub enum GruReset {
 #[derive(Clone, Debug, PartialEq)]
 pub struct KerasRnnSpec {
     /// Cell, input and hidden sizes, `num_layers` = the number of stacked Keras layers (their
-    /// prefixes are given to [`load_rnn`]); `bidirectional` must be false. Its `par`/`isa` are
-    /// the loaded network's.
+    /// prefixes are given to [`load_rnn`]), `bidirectional` for `Bidirectional` wrappers. Its
+    /// `par`/`isa` are the loaded network's.
     pub config: RnnConfig,
     /// `use_bias` (default true).
     pub bias: Bias,
@@ -86,8 +87,12 @@ const GRU_KERAS_TO_TORCH: [usize; 3] = [1, 0, 2];
 /// Loads stacked Keras recurrent layers, `layers[k]` being the prefix of layer `k`
 /// (e.g. `["lstm", "lstm_1"]`), into one [`Rnn`].
 ///
+/// With `spec.config.bidirectional`, each `layers[k]` is a `Bidirectional` wrapper (default
+/// `merge_mode="concat"`, which is PyTorch's `[forward, reverse]` order) whose two layers are
+/// exported as `{layer}.forward.*` and `{layer}.backward.*`.
+///
 /// # Errors
-/// [`InteropError::Unsupported`] for `GRU(reset_after=False)` or a bidirectional config;
+/// [`InteropError::Unsupported`] for `GRU(reset_after=False)`;
 /// [`InteropError::CannotInfer`] if `layers.len()` is not `config.num_layers`;
 /// [`InteropError::Mismatch`] listing every missing, wrongly shaped or unexpected tensor.
 pub fn load_rnn(
@@ -110,11 +115,6 @@ pub fn load_rnn(
              cuDNN), so this layer cannot be loaded exactly — re-train it with reset_after=True",
         ));
     }
-    if config.bidirectional {
-        return Err(unsupported(
-            "Keras Bidirectional wrappers are not mapped; load each direction as its own layer",
-        ));
-    }
     if layers.len() != config.num_layers {
         return Err(InteropError::CannotInfer {
             path: file.path().to_path_buf(),
@@ -126,18 +126,25 @@ pub fn load_rnn(
             ),
         });
     }
-    let (g, h) = (config.cell.gates(), config.hidden_size);
+    let (g, h, d) = (config.cell.gates(), config.hidden_size, config.directions());
     let gru = config.cell == CellKind::Gru;
-    // Check every layer before taking any, so a failure leaves the file as it was.
-    let mut all_mismatches = Vec::new();
-    let expected: Vec<Vec<(String, Vec<usize>)>> = layers
+    // One unit per (layer, direction): its index in `RnnParams::directions`, its prefix, I_k.
+    let mut units: Vec<(usize, String, usize)> = Vec::with_capacity(layers.len() * d);
+    for (k, layer) in layers.iter().enumerate() {
+        let base = normalize_prefix(layer);
+        let input = if k == 0 { config.input_size } else { d * h };
+        if d == 1 {
+            units.push((k, base, input));
+        } else {
+            units.push((2 * k, format!("{base}forward."), input));
+            units.push((2 * k + 1, format!("{base}backward."), input));
+        }
+    }
+    let expected: Vec<Vec<(String, Vec<usize>)>> = units
         .iter()
-        .enumerate()
-        .map(|(k, layer)| {
-            let prefix = normalize_prefix(layer);
-            let input = if k == 0 { config.input_size } else { h };
+        .map(|(_, prefix, input)| {
             let mut names = vec![
-                (format!("{prefix}kernel"), vec![input, g * h]),
+                (format!("{prefix}kernel"), vec![*input, g * h]),
                 (format!("{prefix}recurrent_kernel"), vec![h, g * h]),
             ];
             if spec.bias == Bias::Present {
@@ -147,10 +154,19 @@ pub fn load_rnn(
             names
         })
         .collect();
-    for (layer, names) in layers.iter().zip(&expected) {
-        if let Err(InteropError::Mismatch { mismatches, .. }) =
-            file.check_module(&normalize_prefix(layer), names)
-        {
+    // Check every unit before taking any, so a failure leaves the file as it was. A
+    // Bidirectional layer has no tensors of its own beside its two directions.
+    let mut checks: Vec<(String, &[(String, Vec<usize>)])> = units
+        .iter()
+        .zip(&expected)
+        .map(|((_, prefix, _), names)| (prefix.clone(), &names[..]))
+        .collect();
+    if d == 2 {
+        checks.extend(layers.iter().map(|l| (normalize_prefix(l), &[][..])));
+    }
+    let mut all_mismatches = Vec::new();
+    for (prefix, names) in &checks {
+        if let Err(InteropError::Mismatch { mismatches, .. }) = file.check_module(prefix, names) {
             all_mismatches.extend(mismatches);
         }
     }
@@ -162,15 +178,12 @@ pub fn load_rnn(
         });
     }
     let mut params = RnnParams::zeros(config);
-    for ((k, layer), names) in layers.iter().enumerate().zip(&expected) {
-        let input = if k == 0 { config.input_size } else { h };
-        let mut values = file
-            .take_module("keras layer", &normalize_prefix(layer), names)?
-            .into_iter();
+    for ((index, prefix, input), names) in units.iter().zip(&expected) {
+        let mut values = file.take_module("keras layer", prefix, names)?.into_iter();
         let kernel = values.next().expect("kernel");
         let recurrent = values.next().expect("recurrent_kernel");
-        let p = &mut params.directions[k];
-        p.weight_ih = transpose_gates(&kernel, input, g, h, gru);
+        let p = &mut params.directions[*index];
+        p.weight_ih = transpose_gates(&kernel, *input, g, h, gru);
         p.weight_hh = transpose_gates(&recurrent, h, g, h, gru);
         if let Some(bias) = values.next() {
             if gru {
