@@ -29,7 +29,7 @@
 
 use recur_kernels::CellKind;
 
-use super::state_dict::normalize_prefix;
+use super::state_dict::{ExpectedTensor, normalize_prefix};
 use super::{Bias, InteropError, StateDict};
 use crate::model::dense::Dense;
 use crate::model::embedding::Embedding;
@@ -140,7 +140,7 @@ pub fn load_rnn(
             units.push((2 * k + 1, format!("{base}backward."), input));
         }
     }
-    let expected: Vec<Vec<(String, Vec<usize>)>> = units
+    let expected: Vec<Vec<ExpectedTensor>> = units
         .iter()
         .map(|(_, prefix, input)| {
             let mut names = vec![
@@ -156,7 +156,7 @@ pub fn load_rnn(
         .collect();
     // Check every unit before taking any, so a failure leaves the file as it was. A
     // Bidirectional layer has no tensors of its own beside its two directions.
-    let mut checks: Vec<(String, &[(String, Vec<usize>)])> = units
+    let mut checks: Vec<(String, &[ExpectedTensor])> = units
         .iter()
         .zip(&expected)
         .map(|((_, prefix, _), names)| (prefix.clone(), &names[..]))

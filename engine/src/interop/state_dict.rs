@@ -241,6 +241,9 @@ fn mismatch_name(m: &Mismatch) -> &str {
     }
 }
 
+/// A tensor a module needs: its full name and shape.
+pub(crate) type ExpectedTensor = (String, Vec<usize>);
+
 /// `"encoder.lstm"` and `"encoder.lstm."` both mean the module at `encoder.lstm.`; `""` is a bare
 /// module (its parameters are top-level names).
 pub(crate) fn normalize_prefix(prefix: &str) -> String {
