@@ -3,8 +3,9 @@
 //! - a PyTorch-trained char LSTM LM (`nn.Embedding` → 2-layer `nn.LSTM` → `nn.Linear`, made by
 //!   `scripts/interop/pytorch_lm.py`) loads into recur's `LanguageModel` and gives PyTorch's
 //!   logits;
-//! - a recur-trained GRU LM checkpoint (`recur train ... --max-epochs 1`, committed in
-//!   `tests/fixtures/roundtrip/`) gives the logits PyTorch computed after
+//! - recur-trained checkpoints (`recur train ... --max-epochs 1`, committed in
+//!   `tests/fixtures/roundtrip/`: a GRU LM with an embedding, and the default one-hot tanh-RNN
+//!   char model) give the logits PyTorch computed after
 //!   `load_state_dict(strict=True)` of the same file (`scripts/interop/roundtrip_lm.py`), and
 //!   saving it back reproduces the file's tensors bit for bit.
 //!
@@ -87,6 +88,20 @@ fn recur_trained_checkpoint_gives_the_same_logits_in_pytorch() {
         "roundtrip/model.safetensors",
         &config,
         "roundtrip/torch_logits.safetensors",
+    );
+}
+
+#[test]
+fn recur_default_char_model_one_hot_rnn_gives_the_same_logits_in_pytorch() {
+    let config = read_lm_config(&fixture("roundtrip/onehot/lm_config.json")).unwrap();
+    assert_eq!(
+        (config.cell.as_str(), config.embedding_dim),
+        ("rnn_tanh", None)
+    );
+    check_logits(
+        "roundtrip/onehot/model.safetensors",
+        &config,
+        "roundtrip/onehot/torch_logits.safetensors",
     );
 }
 

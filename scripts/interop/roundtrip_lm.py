@@ -2,8 +2,10 @@
 (load_state_dict with strict=True) and PyTorch's logits on a fixed batch are saved for
 tests/interop_lm.rs to compare with recur's.
 
-Reads  tests/fixtures/roundtrip/model.safetensors, tests/fixtures/roundtrip/lm_config.json
-Writes tests/fixtures/roundtrip/torch_logits.safetensors ("ids" (T, B) as f32, "logits" (T, B, V))
+For each run directory copy D in tests/fixtures/roundtrip/ (the GRU with an embedding) and
+tests/fixtures/roundtrip/onehot/ (the default char model: one-hot input, 2-layer tanh RNN):
+Reads  D/model.safetensors, D/lm_config.json
+Writes D/torch_logits.safetensors ("ids" (T, B) as f32, "logits" (T, B, V))
 
 Run: target/interop-venv/bin/python scripts/interop/roundtrip_lm.py
 """
@@ -19,10 +21,16 @@ sys.path.insert(0, os.path.dirname(__file__))
 from recur_lm import RecurLM  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-DIR = os.path.join(ROOT, "tests", "fixtures", "roundtrip")
+DIRS = [os.path.join(ROOT, "tests", "fixtures", "roundtrip"),
+        os.path.join(ROOT, "tests", "fixtures", "roundtrip", "onehot")]
 
 
 def main():
+    for directory in DIRS:
+        round_trip(directory)
+
+
+def round_trip(DIR):
     with open(os.path.join(DIR, "lm_config.json")) as f:
         config = json.load(f)
     state = load_file(os.path.join(DIR, "model.safetensors"))
