@@ -5,6 +5,7 @@
 
 pub mod checkpoint;
 pub mod data;
+pub mod fuzzing;
 pub mod interop;
 pub mod model;
 pub mod optim;

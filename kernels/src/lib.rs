@@ -5,6 +5,7 @@
 //!   operand API for weights that are multiplied many times.
 //! - [`activations`]: vectorised exp, sigmoid and tanh with a tested error bound.
 //! - [`mmap`]: the safe read-only file map the engine uses for corpora and token caches.
+//! - [`fuzzing`]: the fuzz targets' bodies (differential checks against the references).
 //! - [`softmax`]: fused, numerically stable softmax + cross-entropy (loss and d(logits) in one pass).
 //!
 //! Every kernel has a plain reference implementation beside it (always compiled, public) that
@@ -12,6 +13,7 @@
 
 pub mod activations;
 pub mod cells;
+pub mod fuzzing;
 pub mod gemm;
 pub mod isa;
 pub mod mmap;

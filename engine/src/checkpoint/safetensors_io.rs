@@ -57,8 +57,12 @@ pub fn serialize_safetensors(
             .expect("shape and byte length agree by construction");
         (name.as_str(), view)
     });
-    let metadata: HashMap<String, String> = metadata.clone().into_iter().collect();
-    safetensors::serialize(views, Some(metadata)).expect("in-memory serialisation cannot fail")
+    // An empty metadata map goes in as `None`: safetensors 0.8 writes `Some(empty)` with no
+    // tensors as the invalid header `{},"__metadata__":{}}` (found by the checkpoint round-trip
+    // fuzz target; an optimiser without state, e.g. plain SGD, saved such a file).
+    let metadata: Option<HashMap<String, String>> =
+        (!metadata.is_empty()).then(|| metadata.clone().into_iter().collect());
+    safetensors::serialize(views, metadata).expect("in-memory serialisation cannot fail")
 }
 
 /// Saves `tensors` to `path` atomically (see [`write_atomic`]).

@@ -1,0 +1,4 @@
+//! Fuzz target `safetensors`: see `recur_engine::fuzzing::fuzz_safetensors` for what it checks.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| recur_engine::fuzzing::fuzz_safetensors(data));
