@@ -250,206 +250,470 @@ fn nothing(_: &Path) {}
 
 // ---- recur train: the corpus -------------------------------------------------------------
 
-row!(train_missing_corpus, nothing,
-    ["train", "--corpus", "nope.txt"], ["nope.txt", "no such file"]);
+row!(
+    train_missing_corpus,
+    nothing,
+    ["train", "--corpus", "nope.txt"],
+    ["nope.txt", "no such file"]
+);
 
-row!(train_empty_corpus, |d| write(d, "e.txt", b""),
-    ["train", "--corpus", "e.txt"], ["e.txt", "empty"]);
+row!(
+    train_empty_corpus,
+    |d| write(d, "e.txt", b""),
+    ["train", "--corpus", "e.txt"],
+    ["e.txt", "empty"]
+);
 
-row!(train_directory_as_corpus, |d| write(d, "texts/a.txt", TEXT.as_bytes()),
-    ["train", "--corpus", "texts"], ["texts", "is a directory"]);
+row!(
+    train_directory_as_corpus,
+    |d| write(d, "texts/a.txt", TEXT.as_bytes()),
+    ["train", "--corpus", "texts"],
+    ["texts", "is a directory"]
+);
 
-row!(train_binary_corpus, |d| write(d, "model.bin", b"\x7fELF\x02\x01\x01\x00\x00binary"),
-    ["train", "--corpus", "model.bin"], ["model.bin", "binary", "NUL byte"]);
+row!(
+    train_binary_corpus,
+    |d| write(d, "model.bin", b"\x7fELF\x02\x01\x01\x00\x00binary"),
+    ["train", "--corpus", "model.bin"],
+    ["model.bin", "binary", "NUL byte"]
+);
 
-row!(train_fifo_as_corpus, |d| {
+row!(
+    train_fifo_as_corpus,
+    |d| {
         let status = Command::new("mkfifo").arg(d.join("pipe")).status().unwrap();
         assert!(status.success());
     },
-    ["train", "--corpus", "pipe"], ["pipe", "not a regular file"]);
+    ["train", "--corpus", "pipe"],
+    ["pipe", "not a regular file"]
+);
 
-row!(train_invalid_utf8_unicode_mode, |d| write(d, "l1.txt", b"the cat sat on the mat\ncaf\xe9 au lait\n"),
+row!(
+    train_invalid_utf8_unicode_mode,
+    |d| write(d, "l1.txt", b"the cat sat on the mat\ncaf\xe9 au lait\n"),
     ["train", "--corpus", "l1.txt", "--ascii-only=false"],
-    ["l1.txt", "invalid UTF-8", "line 2, column 4"]);
+    ["l1.txt", "invalid UTF-8", "line 2, column 4"]
+);
 
-row!(train_invalid_utf8_word_task, |d| write(d, "l1.txt", b"the cat sat on the mat\ncaf\xe9 au lait\n"),
-    ["train", "--task", "word", "--corpus", "l1.txt"], ["l1.txt", "invalid UTF-8", "line 2"]);
+row!(
+    train_invalid_utf8_word_task,
+    |d| write(d, "l1.txt", b"the cat sat on the mat\ncaf\xe9 au lait\n"),
+    ["train", "--task", "word", "--corpus", "l1.txt"],
+    ["l1.txt", "invalid UTF-8", "line 2"]
+);
 
-row!(train_corpus_shorter_than_a_window, |d| write(d, "s.txt", b"abc\n"),
-    ["train", "--corpus", "s.txt"], ["s.txt", "too short"]);
+row!(
+    train_corpus_shorter_than_a_window,
+    |d| write(d, "s.txt", b"abc\n"),
+    ["train", "--corpus", "s.txt"],
+    ["s.txt", "too short"]
+);
 
-row!(train_corpus_emptied_by_preprocessing, |d| write(d, "g.txt", "αβγ δεζ\n".as_bytes()),
-    ["train", "--corpus", "g.txt"], ["g.txt", "no characters left"]);
+row!(
+    train_corpus_emptied_by_preprocessing,
+    |d| write(d, "g.txt", "αβγδεζ\n\u{2014}\n".as_bytes()),
+    ["train", "--corpus", "g.txt"],
+    ["g.txt", "no characters left"]
+);
 
-row!(train_word_corpus_without_a_two_word_line, |d| write(d, "w.txt", b"hello\nworld\n"),
-    ["train", "--task", "word", "--corpus", "w.txt"], ["w.txt", "too short"]);
+row!(
+    train_word_corpus_without_a_two_word_line,
+    |d| write(d, "w.txt", b"hello\nworld\n"),
+    ["train", "--task", "word", "--corpus", "w.txt"],
+    ["w.txt", "too short"]
+);
 
 // ---- recur train: flags ------------------------------------------------------------------
 
-row!(train_rnn_size_zero, corpus,
-    ["train", "--corpus", "c.txt", "--rnn-size", "0"], ["--rnn-size", "found 0"]);
+row!(
+    train_rnn_size_zero,
+    corpus,
+    ["train", "--corpus", "c.txt", "--rnn-size", "0"],
+    ["--rnn-size", "found 0"]
+);
 
-row!(train_rnn_size_negative, corpus,
-    ["train", "--corpus", "c.txt", "--rnn-size", "-3"], ["--rnn-size", "positive whole number"]);
+row!(
+    train_rnn_size_negative,
+    corpus,
+    ["train", "--corpus", "c.txt", "--rnn-size", "-3"],
+    ["--rnn-size", "positive whole number"]
+);
 
-row!(train_seq_length_zero, corpus,
-    ["train", "--corpus", "c.txt", "--seq-length", "0"], ["--seq-length", "found 0"]);
+row!(
+    train_seq_length_zero,
+    corpus,
+    ["train", "--corpus", "c.txt", "--seq-length", "0"],
+    ["--seq-length", "found 0"]
+);
 
-row!(train_batch_size_zero, corpus,
-    ["train", "--corpus", "c.txt", "--batch-size", "0"], ["--batch-size", "found 0"]);
+row!(
+    train_batch_size_zero,
+    corpus,
+    ["train", "--corpus", "c.txt", "--batch-size", "0"],
+    ["--batch-size", "found 0"]
+);
 
-row!(train_num_layers_zero, corpus,
-    ["train", "--corpus", "c.txt", "--num-layers", "0"], ["--num-layers", "found 0"]);
+row!(
+    train_num_layers_zero,
+    corpus,
+    ["train", "--corpus", "c.txt", "--num-layers", "0"],
+    ["--num-layers", "found 0"]
+);
 
-row!(train_max_epochs_zero, corpus,
-    ["train", "--corpus", "c.txt", "--max-epochs", "0"], ["--max-epochs", "found 0"]);
+row!(
+    train_max_epochs_zero,
+    corpus,
+    ["train", "--corpus", "c.txt", "--max-epochs", "0"],
+    ["--max-epochs", "found 0"]
+);
 
-row!(train_threads_zero, corpus,
-    ["train", "--corpus", "c.txt", "--threads", "0"], ["--threads", "found 0"]);
+row!(
+    train_threads_zero,
+    corpus,
+    ["train", "--corpus", "c.txt", "--threads", "0"],
+    ["--threads", "found 0"]
+);
 
-row!(train_learning_rate_negative, corpus,
-    ["train", "--corpus", "c.txt", "--learning-rate", "-0.01"], ["--learning-rate", "> 0"]);
+row!(
+    train_learning_rate_negative,
+    corpus,
+    ["train", "--corpus", "c.txt", "--learning-rate", "-0.01"],
+    ["--learning-rate", "> 0"]
+);
 
-row!(train_learning_rate_zero, corpus,
-    ["train", "--corpus", "c.txt", "--learning-rate", "0"], ["--learning-rate", "> 0"]);
+row!(
+    train_learning_rate_zero,
+    corpus,
+    ["train", "--corpus", "c.txt", "--learning-rate", "0"],
+    ["--learning-rate", "> 0"]
+);
 
-row!(train_learning_rate_nan, corpus,
-    ["train", "--corpus", "c.txt", "--learning-rate", "nan"], ["--learning-rate", "> 0"]);
+row!(
+    train_learning_rate_nan,
+    corpus,
+    ["train", "--corpus", "c.txt", "--learning-rate", "nan"],
+    ["--learning-rate", "> 0"]
+);
 
-row!(train_learning_rate_infinite, corpus,
-    ["train", "--corpus", "c.txt", "--learning-rate", "inf"], ["--learning-rate", "> 0"]);
+row!(
+    train_learning_rate_infinite,
+    corpus,
+    ["train", "--corpus", "c.txt", "--learning-rate", "inf"],
+    ["--learning-rate", "> 0"]
+);
 
-row!(train_grad_clip_zero, corpus,
-    ["train", "--corpus", "c.txt", "--grad-clip", "0"], ["--grad-clip", "> 0"]);
+row!(
+    train_grad_clip_zero,
+    corpus,
+    ["train", "--corpus", "c.txt", "--grad-clip", "0"],
+    ["--grad-clip", "> 0"]
+);
 
-row!(train_dropout_one, corpus,
-    ["train", "--corpus", "c.txt", "--dropout", "1"], ["--dropout", "[0, 1)"]);
+row!(
+    train_dropout_one,
+    corpus,
+    ["train", "--corpus", "c.txt", "--dropout", "1"],
+    ["--dropout", "[0, 1)"]
+);
 
-row!(train_val_frac_nan, corpus,
-    ["train", "--corpus", "c.txt", "--val-frac", "nan"], ["--val-frac", "[0, 1)"]);
+row!(
+    train_val_frac_nan,
+    corpus,
+    ["train", "--corpus", "c.txt", "--val-frac", "nan"],
+    ["--val-frac", "[0, 1)"]
+);
 
-row!(train_unknown_model, corpus,
-    ["train", "--corpus", "c.txt", "--model", "transformer"], ["--model", "transformer"]);
+row!(
+    train_unknown_model,
+    corpus,
+    ["train", "--corpus", "c.txt", "--model", "transformer"],
+    ["--model", "transformer"]
+);
 
-row!(train_checkpoint_dir_is_a_file, |d| { corpus(d); write(d, "run", b"x"); },
-    ["train", "--corpus", "c.txt", "--checkpoint-dir", "run"], ["--checkpoint-dir", "is a file"]);
+row!(
+    train_checkpoint_dir_is_a_file,
+    |d| {
+        corpus(d);
+        write(d, "run", b"x");
+    },
+    ["train", "--corpus", "c.txt", "--checkpoint-dir", "run"],
+    ["--checkpoint-dir", "is a file"]
+);
 
 // ---- recur train --resume -----------------------------------------------------------------
 
-row!(resume_without_a_run_directory, corpus,
-    ["train", "--corpus", "c.txt", "--checkpoint-dir", "run", "--resume"], ["--resume", "run"]);
+row!(
+    resume_without_a_run_directory,
+    corpus,
+    [
+        "train",
+        "--corpus",
+        "c.txt",
+        "--checkpoint-dir",
+        "run",
+        "--resume"
+    ],
+    ["--resume", "run"]
+);
 
-row!(train_into_an_existing_run_without_resume, |d| trained(d, "rnn"),
-    ["train", "--corpus", "c.txt", "--checkpoint-dir", "run", "--model", "rnn", "--rnn-size", "8"],
-    ["--checkpoint-dir", "--resume"]);
+row!(
+    train_into_an_existing_run_without_resume,
+    |d| trained(d, "rnn"),
+    [
+        "train",
+        "--corpus",
+        "c.txt",
+        "--checkpoint-dir",
+        "run",
+        "--model",
+        "rnn",
+        "--rnn-size",
+        "8"
+    ],
+    ["--checkpoint-dir", "--resume"]
+);
 
-row!(resume_with_another_vocabulary, |d| {
+row!(
+    resume_with_another_vocabulary,
+    |d| {
         trained(d, "rnn");
-        write(d, "other.txt", TEXT.to_uppercase().replace('.', "!").as_bytes());
+        write(
+            d,
+            "other.txt",
+            TEXT.to_uppercase().replace('.', "!").as_bytes(),
+        );
     },
-    ["train", "--corpus", "other.txt", "--ascii-only", "--lowercase=false", "--checkpoint-dir",
-     "run", "--model", "rnn", "--rnn-size", "8", "--max-epochs", "2", "--resume"],
-    ["--resume", "vocabulary"]);
+    [
+        "train",
+        "--corpus",
+        "other.txt",
+        "--ascii-only",
+        "--lowercase=false",
+        "--checkpoint-dir",
+        "run",
+        "--model",
+        "rnn",
+        "--rnn-size",
+        "8",
+        "--max-epochs",
+        "2",
+        "--resume"
+    ],
+    ["--resume", "vocabulary"]
+);
 
-row!(resume_with_another_hidden_size, |d| trained(d, "rnn"),
-    ["train", "--corpus", "c.txt", "--checkpoint-dir", "run", "--model", "rnn", "--rnn-size",
-     "16", "--max-epochs", "2", "--resume"],
-    ["--resume", "16"]);
+row!(
+    resume_with_another_hidden_size,
+    |d| trained(d, "rnn"),
+    [
+        "train",
+        "--corpus",
+        "c.txt",
+        "--checkpoint-dir",
+        "run",
+        "--model",
+        "rnn",
+        "--rnn-size",
+        "16",
+        "--max-epochs",
+        "2",
+        "--resume"
+    ],
+    ["--resume", "16"]
+);
 
-row!(resume_with_another_cell, |d| trained(d, "rnn"),
-    ["train", "--corpus", "c.txt", "--checkpoint-dir", "run", "--model", "gru", "--rnn-size",
-     "8", "--max-epochs", "2", "--resume"],
-    ["--resume", "gru"]);
+row!(
+    resume_with_another_cell,
+    |d| trained(d, "rnn"),
+    [
+        "train",
+        "--corpus",
+        "c.txt",
+        "--checkpoint-dir",
+        "run",
+        "--model",
+        "gru",
+        "--rnn-size",
+        "8",
+        "--max-epochs",
+        "2",
+        "--resume"
+    ],
+    ["--resume", "gru"]
+);
 
-row!(resume_from_a_truncated_checkpoint, |d| {
+row!(
+    resume_from_a_truncated_checkpoint,
+    |d| {
         trained(d, "rnn");
         let p = last_step(d).join("model.safetensors");
         let bytes = std::fs::read(&p).unwrap();
         std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
     },
-    ["train", "--corpus", "c.txt", "--checkpoint-dir", "run", "--model", "rnn", "--rnn-size",
-     "8", "--max-epochs", "2", "--resume"],
-    ["model.safetensors", "not a safetensors file"]);
+    [
+        "train",
+        "--corpus",
+        "c.txt",
+        "--checkpoint-dir",
+        "run",
+        "--model",
+        "rnn",
+        "--rnn-size",
+        "8",
+        "--max-epochs",
+        "2",
+        "--resume"
+    ],
+    ["model.safetensors", "not a safetensors file"]
+);
 
 // ---- recur generate: flags ---------------------------------------------------------------
 
-row!(generate_temperature_zero, |d| trained(d, "rnn"),
-    ["generate", "--checkpoint", "run", "--temperature", "0"], ["--temperature", "> 0"]);
+row!(
+    generate_temperature_zero,
+    |d| trained(d, "rnn"),
+    ["generate", "--checkpoint", "run", "--temperature", "0"],
+    ["--temperature", "> 0"]
+);
 
-row!(generate_temperature_negative, |d| trained(d, "rnn"),
-    ["generate", "--checkpoint", "run", "--temperature", "-1"], ["--temperature", "> 0"]);
+row!(
+    generate_temperature_negative,
+    |d| trained(d, "rnn"),
+    ["generate", "--checkpoint", "run", "--temperature", "-1"],
+    ["--temperature", "> 0"]
+);
 
-row!(generate_temperature_nan, |d| trained(d, "rnn"),
-    ["generate", "--checkpoint", "run", "--temperature", "nan"], ["--temperature"]);
+row!(
+    generate_temperature_nan,
+    |d| trained(d, "rnn"),
+    ["generate", "--checkpoint", "run", "--temperature", "nan"],
+    ["--temperature"]
+);
 
-row!(generate_top_p_out_of_range, |d| trained(d, "rnn"),
-    ["generate", "--checkpoint", "run", "--top-p", "1.5"], ["--top-p", "(0, 1]"]);
+row!(
+    generate_top_p_out_of_range,
+    |d| trained(d, "rnn"),
+    ["generate", "--checkpoint", "run", "--top-p", "1.5"],
+    ["--top-p", "(0, 1]"]
+);
 
-row!(generate_top_k_zero, |d| trained(d, "rnn"),
-    ["generate", "--checkpoint", "run", "--top-k", "0"], ["--top-k", "found 0"]);
+row!(
+    generate_top_k_zero,
+    |d| trained(d, "rnn"),
+    ["generate", "--checkpoint", "run", "--top-k", "0"],
+    ["--top-k", "found 0"]
+);
 
-row!(generate_length_zero, |d| trained(d, "rnn"),
-    ["generate", "--checkpoint", "run", "--length", "0"], ["--length", "found 0"]);
+row!(
+    generate_length_zero,
+    |d| trained(d, "rnn"),
+    ["generate", "--checkpoint", "run", "--length", "0"],
+    ["--length", "found 0"]
+);
 
-row!(generate_prime_outside_the_vocabulary, |d| trained(d, "rnn"),
-    ["generate", "--checkpoint", "run", "--prime", "ZZZ"], ["--prime", "vocabulary"]);
+row!(
+    generate_prime_outside_the_vocabulary,
+    |d| trained(d, "rnn"),
+    ["generate", "--checkpoint", "run", "--prime", "0#7"],
+    ["--prime", "vocabulary"]
+);
 
 // ---- recur generate / eval: the checkpoint -------------------------------------------------
 
-row!(generate_checkpoint_missing, nothing,
-    ["generate", "--checkpoint", "run"], ["--checkpoint", "run", "no such directory"]);
+row!(
+    generate_checkpoint_missing,
+    nothing,
+    ["generate", "--checkpoint", "run"],
+    ["--checkpoint", "run", "no such directory"]
+);
 
-row!(generate_checkpoint_is_a_file, |d| write(d, "run", b"x"),
-    ["generate", "--checkpoint", "run"], ["--checkpoint", "is a file"]);
+row!(
+    generate_checkpoint_is_a_file,
+    |d| write(d, "run", b"x"),
+    ["generate", "--checkpoint", "run"],
+    ["--checkpoint", "is a file"]
+);
 
-row!(generate_checkpoint_without_a_step, |d| write(d, "run/notes.txt", b"x"),
-    ["generate", "--checkpoint", "run"], ["run", "no checkpoint found"]);
+row!(
+    generate_checkpoint_without_a_step,
+    |d| write(d, "run/notes.txt", b"x"),
+    ["generate", "--checkpoint", "run"],
+    ["run", "no checkpoint found"]
+);
 
-row!(generate_pointer_to_a_missing_step, |d| {
+row!(
+    generate_pointer_to_a_missing_step,
+    |d| {
         trained(d, "rnn");
         write(d, "run/last", b"step-0000009999\n");
     },
-    ["generate", "--checkpoint", "run"], ["last", "step-0000009999", "not a directory"]);
+    ["generate", "--checkpoint", "run"],
+    ["last", "step-0000009999", "not a directory"]
+);
 
-row!(generate_truncated_weights, |d| {
+row!(
+    generate_truncated_weights,
+    |d| {
         trained(d, "rnn");
         let p = last_step(d).join("model.safetensors");
         let bytes = std::fs::read(&p).unwrap();
         std::fs::write(&p, &bytes[..bytes.len() - 7]).unwrap();
     },
-    ["generate", "--checkpoint", "run"], ["model.safetensors", "not a safetensors file"]);
+    ["generate", "--checkpoint", "run"],
+    ["model.safetensors", "not a safetensors file"]
+);
 
-row!(generate_corrupted_header, |d| {
+row!(
+    generate_corrupted_header,
+    |d| {
         trained(d, "rnn");
         let p = last_step(d).join("model.safetensors");
         let mut bytes = std::fs::read(&p).unwrap();
         bytes[12] ^= 0x5a; // inside the JSON header
         std::fs::write(&p, &bytes).unwrap();
     },
-    ["generate", "--checkpoint", "run"], ["model.safetensors", "not a safetensors file"]);
+    ["generate", "--checkpoint", "run"],
+    ["model.safetensors", "not a safetensors file"]
+);
 
-row!(generate_header_length_past_the_end, |d| {
+row!(
+    generate_header_length_past_the_end,
+    |d| {
         trained(d, "rnn");
         let p = last_step(d).join("model.safetensors");
         let mut bytes = std::fs::read(&p).unwrap();
         bytes[..8].copy_from_slice(&u64::MAX.to_le_bytes());
         std::fs::write(&p, &bytes).unwrap();
     },
-    ["generate", "--checkpoint", "run"], ["model.safetensors", "not a safetensors file"]);
+    ["generate", "--checkpoint", "run"],
+    ["model.safetensors", "not a safetensors file"]
+);
 
-row!(generate_nan_weights, |d| {
+row!(
+    generate_nan_weights,
+    |d| {
         trained(d, "rnn");
         edit_weights(d, |t| t.get_mut("decoder.bias").unwrap().data[1] = f32::NAN);
     },
-    ["generate", "--checkpoint", "run"], ["model.safetensors", "decoder.bias", "non-finite"]);
+    ["generate", "--checkpoint", "run"],
+    ["model.safetensors", "decoder.bias", "non-finite"]
+);
 
-row!(generate_infinite_weights, |d| {
+row!(
+    generate_infinite_weights,
+    |d| {
         trained(d, "rnn");
-        edit_weights(d, |t| t.get_mut("rnn.weight_hh_l0").unwrap().data[0] = f32::INFINITY);
+        edit_weights(d, |t| {
+            t.get_mut("rnn.weight_hh_l0").unwrap().data[0] = f32::INFINITY
+        });
     },
-    ["generate", "--checkpoint", "run"], ["rnn.weight_hh_l0", "non-finite"]);
+    ["generate", "--checkpoint", "run"],
+    ["rnn.weight_hh_l0", "non-finite"]
+);
 
-row!(generate_weights_of_another_architecture, |d| {
+row!(
+    generate_weights_of_another_architecture,
+    |d| {
         trained(d, "rnn");
         let lstm = fixtures().join("lstm");
         let name = std::fs::read_to_string(lstm.join("last")).unwrap();
@@ -459,17 +723,25 @@ row!(generate_weights_of_another_architecture, |d| {
         )
         .unwrap();
     },
-    ["generate", "--checkpoint", "run"], ["model.safetensors", "rnn.weight_ih_l0", "shape"]);
+    ["generate", "--checkpoint", "run"],
+    ["model.safetensors", "rnn.weight_ih_l0", "shape"]
+);
 
-row!(generate_weights_with_a_missing_tensor, |d| {
+row!(
+    generate_weights_with_a_missing_tensor,
+    |d| {
         trained(d, "rnn");
         edit_weights(d, |t| {
             t.remove("decoder.bias");
         });
     },
-    ["generate", "--checkpoint", "run"], ["missing tensor", "decoder.bias"]);
+    ["generate", "--checkpoint", "run"],
+    ["missing tensor", "decoder.bias"]
+);
 
-row!(generate_weights_with_an_unexpected_tensor, |d| {
+row!(
+    generate_weights_with_an_unexpected_tensor,
+    |d| {
         trained(d, "rnn");
         edit_weights(d, |t| {
             t.insert(
@@ -478,9 +750,13 @@ row!(generate_weights_with_an_unexpected_tensor, |d| {
             );
         });
     },
-    ["generate", "--checkpoint", "run"], ["unexpected tensor", "encoder.extra"]);
+    ["generate", "--checkpoint", "run"],
+    ["unexpected tensor", "encoder.extra"]
+);
 
-row!(generate_weights_with_duplicate_names, |d| {
+row!(
+    generate_weights_with_duplicate_names,
+    |d| {
         trained(d, "rnn");
         let dup = safetensors(&[
             ("decoder.bias", vec![1], vec![0.0]),
@@ -488,55 +764,103 @@ row!(generate_weights_with_duplicate_names, |d| {
         ]);
         std::fs::write(last_step(d).join("model.safetensors"), dup).unwrap();
     },
-    ["generate", "--checkpoint", "run"], ["decoder.bias", "more than once"]);
+    ["generate", "--checkpoint", "run"],
+    ["decoder.bias", "more than once"]
+);
 
-row!(generate_weights_not_safetensors, |d| {
+row!(
+    generate_weights_not_safetensors,
+    |d| {
         trained(d, "rnn");
         std::fs::write(last_step(d).join("model.safetensors"), TEXT).unwrap();
     },
-    ["generate", "--checkpoint", "run"], ["model.safetensors", "not a safetensors file"]);
+    ["generate", "--checkpoint", "run"],
+    ["model.safetensors", "not a safetensors file"]
+);
 
-row!(generate_state_not_json, |d| {
+row!(
+    generate_state_not_json,
+    |d| {
         trained(d, "rnn");
         std::fs::write(last_step(d).join("state.json"), b"{\"format\": ").unwrap();
     },
-    ["generate", "--checkpoint", "run"], ["state.json", "not a recur state file"]);
+    ["generate", "--checkpoint", "run"],
+    ["state.json", "not a recur state file"]
+);
 
-row!(generate_vocabulary_missing, |d| {
+row!(
+    generate_vocabulary_missing,
+    |d| {
         trained(d, "rnn");
         std::fs::remove_file(last_step(d).join("tokenizer.json")).unwrap();
     },
-    ["generate", "--checkpoint", "run"], ["tokenizer.json"]);
+    ["generate", "--checkpoint", "run"],
+    ["tokenizer.json"]
+);
 
-row!(generate_vocabulary_of_another_size, |d| {
+row!(
+    generate_vocabulary_of_another_size,
+    |d| {
         trained(d, "rnn");
         let p = last_step(d).join("tokenizer.json");
         let json = std::fs::read_to_string(&p).unwrap();
         std::fs::write(&p, json.replace("\"a\",", "")).unwrap();
     },
-    ["generate", "--checkpoint", "run"], ["tokenizer.json", "vocabulary of"]);
+    ["generate", "--checkpoint", "run"],
+    ["tokenizer.json", "vocabulary of"]
+);
 
 // ---- recur eval ----------------------------------------------------------------------------
 
-row!(eval_corpus_missing, |d| trained(d, "rnn"),
-    ["eval", "--checkpoint", "run", "--corpus", "nope.txt"], ["nope.txt", "no such file"]);
+row!(
+    eval_corpus_missing,
+    |d| trained(d, "rnn"),
+    ["eval", "--checkpoint", "run", "--corpus", "nope.txt"],
+    ["nope.txt", "no such file"]
+);
 
-row!(eval_corpus_empty, |d| { trained(d, "rnn"); write(d, "e.txt", b""); },
-    ["eval", "--checkpoint", "run", "--corpus", "e.txt"], ["e.txt", "empty"]);
-
-row!(eval_corpus_with_characters_outside_the_vocabulary, |d| {
+row!(
+    eval_corpus_empty,
+    |d| {
         trained(d, "rnn");
-        write(d, "x.txt", b"the quick brown fox jumps over the lazy dog 0123456789 zzz\n");
+        write(d, "e.txt", b"");
     },
-    ["eval", "--checkpoint", "run", "--corpus", "x.txt"], ["x.txt", "not in the vocabulary"]);
+    ["eval", "--checkpoint", "run", "--corpus", "e.txt"],
+    ["e.txt", "empty"]
+);
 
-row!(eval_corpus_shorter_than_a_window, |d| { trained(d, "rnn"); write(d, "s.txt", b"the\n"); },
-    ["eval", "--checkpoint", "run", "--corpus", "s.txt"], ["s.txt", "too short"]);
+row!(
+    eval_corpus_with_characters_outside_the_vocabulary,
+    |d| {
+        trained(d, "rnn");
+        write(
+            d,
+            "x.txt",
+            b"the quick brown fox jumps over the lazy dog 0123456789 zzz\n",
+        );
+    },
+    ["eval", "--checkpoint", "run", "--corpus", "x.txt"],
+    ["x.txt", "not in the vocabulary"]
+);
 
-row!(eval_truncated_weights, |d| {
+row!(
+    eval_corpus_shorter_than_a_window,
+    |d| {
+        trained(d, "rnn");
+        write(d, "s.txt", b"the\n");
+    },
+    ["eval", "--checkpoint", "run", "--corpus", "s.txt"],
+    ["s.txt", "too short"]
+);
+
+row!(
+    eval_truncated_weights,
+    |d| {
         trained(d, "rnn");
         let p = last_step(d).join("model.safetensors");
         let bytes = std::fs::read(&p).unwrap();
         std::fs::write(&p, &bytes[..20]).unwrap();
     },
-    ["eval", "--checkpoint", "run", "--corpus", "c.txt"], ["model.safetensors"]);
+    ["eval", "--checkpoint", "run", "--corpus", "c.txt"],
+    ["model.safetensors"]
+);

@@ -56,7 +56,10 @@ fn replay(target: &str, harness: Harness) {
         let data = std::fs::read(path).unwrap();
         let name = path.strip_prefix(fuzz_dir()).unwrap().display().to_string();
         let result = std::panic::catch_unwind(|| harness(&data));
-        assert!(result.is_ok(), "fuzz input {name} fails its harness (see the panic above)");
+        assert!(
+            result.is_ok(),
+            "fuzz input {name} fails its harness (see the panic above)"
+        );
     }
     println!(
         "{target}: replayed {} seed(s) and {} regression(s)",
@@ -110,7 +113,10 @@ fn every_target_has_a_wrapper_and_a_replay() {
     expected.sort();
     let mut on_disk = on_disk;
     on_disk.sort();
-    assert_eq!(on_disk, expected, "fuzz/fuzz_targets and this file disagree");
+    assert_eq!(
+        on_disk, expected,
+        "fuzz/fuzz_targets and this file disagree"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -174,15 +180,17 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
         }
         "tokenizers" => {
             let latin1 = b"caf\xe9 au lait\nthe cat sat on the mat\n".to_vec();
-            [0x00u8, 0x01, 0x03, 0x08, 0x09, 0x0b, 0x04, 0x05, 0x0d, 0x1d, 0x2f]
-                .iter()
-                .flat_map(|&config| {
-                    [
-                        [&[config][..], text.as_bytes()].concat(),
-                        [&[config, 7][..], &latin1].concat(),
-                    ]
-                })
-                .collect()
+            [
+                0x00u8, 0x01, 0x03, 0x08, 0x09, 0x0b, 0x04, 0x05, 0x0d, 0x1d, 0x2f,
+            ]
+            .iter()
+            .flat_map(|&config| {
+                [
+                    [&[config][..], text.as_bytes()].concat(),
+                    [&[config, 7][..], &latin1].concat(),
+                ]
+            })
+            .collect()
         }
         "checkpoint_json" => engine_fuzz::checkpoint_json_seeds(),
         "checkpoint_round_trip" => (0..8u64)

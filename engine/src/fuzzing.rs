@@ -35,6 +35,7 @@ use crate::data::corpus::Corpus;
 use crate::data::text::LineMode;
 use crate::data::tokenizer::{Tokenizer, TokenizerConfig, VecSink};
 use crate::data::word_tokenizer::{KERAS_FILTERS, PAD_ID, WordTokenizerConfig};
+use crate::model::init::InitScheme;
 use crate::model::lm::{LanguageModel, LmConfig};
 use crate::optim::{GradClip, Optimizer, OptimizerConfig, Param};
 use crate::train::{DatasetSpec, EpochRecord, TrainOptions, load_checkpoint, save_checkpoint};
@@ -94,7 +95,10 @@ pub fn fuzz_safetensors(data: &[u8]) {
         },
     );
     let Ok((tensors, metadata)) = lenient else {
-        assert!(strict.is_err(), "the strict load accepted what the lenient refused");
+        assert!(
+            strict.is_err(),
+            "the strict load accepted what the lenient refused"
+        );
         return;
     };
     for (name, t) in &tensors {
@@ -201,14 +205,20 @@ pub fn fuzz_tokenizers(data: &[u8]) {
         "the fit counted another number of tokens than encoding produced"
     );
     for &id in &sink.ids {
-        assert!((id as usize) < vocab, "id {id} outside the vocabulary of {vocab}");
+        assert!(
+            (id as usize) < vocab,
+            "id {id} outside the vocabulary of {vocab}"
+        );
         if matches!(tokenizer, Tokenizer::Word(_)) {
             assert_ne!(id, PAD_ID, "the word tokeniser emitted the padding id");
         }
     }
     let json = tokenizer.to_json();
     let back = Tokenizer::from_json(&json).expect("a vocabulary must parse its own JSON");
-    assert_eq!(back, tokenizer, "the vocabulary changed in its JSON round trip");
+    assert_eq!(
+        back, tokenizer,
+        "the vocabulary changed in its JSON round trip"
+    );
 
     let decoded = tokenizer.decode(&sink.ids);
     let mut arbitrary_ids: Vec<u32> = sink.ids.iter().take(8).copied().collect();
@@ -273,7 +283,10 @@ pub fn reference_checkpoint() -> &'static CheckpointFiles {
             "state.json",
             "tokenizer.json",
         ] {
-            files.push((name.to_string(), std::fs::read(step.join(name)).expect(name)));
+            files.push((
+                name.to_string(),
+                std::fs::read(step.join(name)).expect(name),
+            ));
         }
         files
     })
@@ -309,13 +322,16 @@ pub fn fuzz_checkpoint_json(data: &[u8]) {
     {
         let vocab = tokenizer.vocab_size();
         let back = Tokenizer::from_json(&tokenizer.to_json()).expect("own JSON parses");
-        assert_eq!(back, tokenizer, "the vocabulary changed in its JSON round trip");
+        assert_eq!(
+            back, tokenizer,
+            "the vocabulary changed in its JSON round trip"
+        );
         let encoded = tokenizer.encode_text("the cat sat on the mat\nÄ ξ 😀");
         assert!(encoded.ids.iter().all(|&id| (id as usize) < vocab));
         let _ = tokenizer.decode(&[0, 1, 2, u32::MAX]);
     }
 
-    let target = if which % 2 == 0 {
+    let target = if which.is_multiple_of(2) {
         "state.json"
     } else {
         "tokenizer.json"
@@ -335,8 +351,7 @@ pub fn fuzz_checkpoint_json(data: &[u8]) {
             "a loaded checkpoint's vocabulary and model disagree"
         );
         let shapes = bundle.model.param_shapes();
-        for ((name, values), (shape_name, shape)) in
-            bundle.model.named_params().iter().zip(&shapes)
+        for ((name, values), (shape_name, shape)) in bundle.model.named_params().iter().zip(&shapes)
         {
             assert_eq!(name, shape_name);
             assert_eq!(values.len(), shape.iter().product::<usize>(), "{name}");
@@ -377,6 +392,7 @@ fn tiny_run(
         hidden,
         num_layers,
         dropout: 0.0,
+        init: InitScheme::Keras,
     };
     let model = LanguageModel::new(config, Par::Seq, 7).expect("a valid tiny model");
     let optimizer = Optimizer::new(OptimizerConfig::keras_adam()).expect("valid optimiser");
@@ -433,7 +449,7 @@ fn tensor_name(input: &mut FuzzInput) -> String {
 ///   vocabulary, options and history equal.
 pub fn fuzz_checkpoint_round_trip(data: &[u8]) {
     let mut input = FuzzInput::new(data);
-    if input.u8() % 2 == 0 {
+    if input.u8().is_multiple_of(2) {
         tensor_round_trip(&mut input);
     } else {
         model_round_trip(&mut input);
@@ -469,7 +485,10 @@ fn tensor_round_trip(input: &mut FuzzInput) {
         },
     )
     .expect("a file we serialised must load");
-    assert!(stores_bit_equal(&tensors, &back), "tensors changed in a round trip");
+    assert!(
+        stores_bit_equal(&tensors, &back),
+        "tensors changed in a round trip"
+    );
     assert_eq!(metadata, metadata_back, "metadata changed in a round trip");
 }
 
@@ -493,7 +512,12 @@ fn model_round_trip(input: &mut FuzzInput) {
         }
     }
     // One Adam step on arbitrary finite gradients gives the optimiser state to save.
-    let names: Vec<String> = run.model.named_params().into_iter().map(|(n, _)| n).collect();
+    let names: Vec<String> = run
+        .model
+        .named_params()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     let mut grads = run.model.zero_grads();
     let mut pairs = run.model.params_and_grads(&mut grads);
     let mut params: Vec<Param<'_>> = pairs
@@ -547,7 +571,10 @@ fn model_round_trip(input: &mut FuzzInput) {
         .iter()
         .zip(run.model.named_params())
     {
-        assert!(bits_equal(got, want), "parameter {name} changed in a round trip");
+        assert!(
+            bits_equal(got, want),
+            "parameter {name} changed in a round trip"
+        );
     }
     assert_eq!(bundle.optimizer.steps(), run.optimizer.steps());
     assert_eq!(bundle.optimizer.config(), run.optimizer.config());
@@ -555,10 +582,17 @@ fn model_round_trip(input: &mut FuzzInput) {
         bundle.optimizer.state().named_buffers(),
         run.optimizer.state().named_buffers(),
     );
-    assert_eq!(got.len(), want.len(), "optimiser buffers lost in a round trip");
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "optimiser buffers lost in a round trip"
+    );
     for ((gn, gv), (wn, wv)) in got.iter().zip(&want) {
         assert_eq!(gn, wn);
-        assert!(bits_equal(gv, wv), "optimiser buffer {gn} changed in a round trip");
+        assert!(
+            bits_equal(gv, wv),
+            "optimiser buffer {gn} changed in a round trip"
+        );
     }
     assert_eq!(bundle.tokenizer, run.tokenizer);
     assert_eq!(bundle.options, run.options);

@@ -383,7 +383,11 @@ pub fn fuzz_softmax(data: &[u8]) {
     let logits: Vec<f32> = (0..rows * vocab)
         .map(|_| {
             let x = input.finite_f32(1e30);
-            if spread < 1e30 { x.clamp(-spread, spread) } else { x }
+            if spread < 1e30 {
+                x.clamp(-spread, spread)
+            } else {
+                x
+            }
         })
         .collect();
     let targets: Vec<u32> = (0..rows)
@@ -521,7 +525,11 @@ fn check_activation(f: &Activation, isa: Isa, x: f32, got: f32) {
     let want = (f.reference)(f64::from(x));
     let context = || format!("{}({x:e} = {:#010x}) on {isa}", f.name, x.to_bits());
     if x.is_nan() {
-        assert!(got.is_nan(), "{}: NaN in must give NaN, got {got:e}", context());
+        assert!(
+            got.is_nan(),
+            "{}: NaN in must give NaN, got {got:e}",
+            context()
+        );
         return;
     }
     assert!(!got.is_nan(), "{}: gave NaN", context());
@@ -546,7 +554,11 @@ fn check_activation(f: &Activation, isa: Isa, x: f32, got: f32) {
     }
     let abs = (got - want).abs();
     if let Some(bound) = f.max_abs {
-        assert!(abs <= bound, "{}: absolute error {abs:e} > {bound:e}", context());
+        assert!(
+            abs <= bound,
+            "{}: absolute error {abs:e} > {bound:e}",
+            context()
+        );
     }
     let bound = if want.abs() >= f64::from(f32::MIN_POSITIVE) {
         f.max_rel * want.abs()

@@ -74,6 +74,7 @@ pub fn train_command(config: TrainConfig) -> Result<(), CliError> {
         )));
     }
     let (corpus, provenance) = open_corpus(&config.corpus)?;
+    super::run::check_run_dir(&config, &corpus)?;
     let data = prepare(
         &corpus,
         &PrepareOptions {

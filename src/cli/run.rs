@@ -7,15 +7,16 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use recur::engine::checkpoint::{CheckpointError, resolve_pointer};
+use recur::engine::data::cache::{CacheLookup, load_token_cache};
 use recur::engine::data::dataset::{BpttStreams, Dataset, LinePrefixes, SlidingWindows};
 use recur::engine::data::tokenizer::VecSink;
-use recur::engine::data::{Corpus, PreparedData, TokenStore, Tokenizer};
+use recur::engine::data::{Corpus, DataError, PreparedData, TokenStore, Tokenizer};
 use recur::engine::model::lm::{LanguageModel, LmConfig, LmWorkspace};
 use recur::engine::model::sampling::Sampling as EngineSampling;
 use recur::engine::optim::{GradClip as EngineClip, Optimizer, OptimizerConfig};
 use recur::engine::train::{
-    DatasetSpec, EpochRecord, TrainObserver, TrainOptions, Trainer, evaluate_dataset, generate,
-    load_checkpoint,
+    CheckpointBundle, DatasetSpec, EpochRecord, TrainObserver, TrainOptions, Trainer,
+    evaluate_dataset, generate, load_checkpoint,
 };
 use recur::kernels::{Isa, Par};
 
@@ -131,19 +132,67 @@ fn resume(
     data: &PreparedData,
     mut options: TrainOptions,
 ) -> Result<Trainer, CliError> {
+    let bundle =
+        load_checkpoint(&config.checkpoint_dir, "last", Par::Rayon(0)).map_err(checkpoint_error)?;
+    check_resumable(config, &data.tokenizer, &bundle)?;
+    // The saved seed, order and clipping stay; only the epoch target may change.
+    let epochs = options.epochs;
+    options = bundle.options;
+    options.epochs = epochs;
+    Ok(Trainer::resumed(
+        bundle.model,
+        bundle.optimizer,
+        options,
+        bundle.history,
+    ))
+}
+
+/// Checks, before anything is written (the token cache included), that `recur train` may use its
+/// run directory: one holding a run needs `--resume`, and a run to resume must load and match the
+/// model flags and the vocabulary the corpus gives. The vocabulary comes from the token cache
+/// when it is valid for this corpus, else from fitting the corpus (one extra read of it, only
+/// when resuming on a changed corpus).
+pub fn check_run_dir(config: &TrainConfig, corpus: &Corpus) -> Result<(), CliError> {
     let dir = &config.checkpoint_dir;
-    let bundle = load_checkpoint(dir, "last", Par::Rayon(0)).map_err(checkpoint_error)?;
-    if bundle.tokenizer != data.tokenizer {
+    let has_run = resolve_pointer(dir, "last").is_ok();
+    if has_run && !config.resume {
+        return Err(CliError::bad_input(format!(
+            "--checkpoint-dir {}: already holds a training run; pass --resume to continue it, or \
+             choose another directory",
+            dir.display()
+        )));
+    }
+    if !config.resume {
+        return Ok(());
+    }
+    let bundle = load_checkpoint(dir, "last", Par::Seq).map_err(checkpoint_error)?;
+    let cache = dir.join(super::commands::TOKEN_CACHE_FILE);
+    let tokenizer = match load_token_cache(&cache, &config.tokenizer, corpus.fingerprint())? {
+        CacheLookup::Hit(tokenizer, _) => tokenizer,
+        CacheLookup::Stale(_) => Tokenizer::fit(corpus, &config.tokenizer)?.0,
+    };
+    check_resumable(config, &tokenizer, &bundle)
+}
+
+/// The checkpoint in `bundle` can continue with the flags of `config` on a corpus whose
+/// vocabulary is `tokenizer`.
+fn check_resumable(
+    config: &TrainConfig,
+    tokenizer: &Tokenizer,
+    bundle: &CheckpointBundle,
+) -> Result<(), CliError> {
+    let dir = &config.checkpoint_dir;
+    if bundle.tokenizer != *tokenizer {
         return Err(CliError::bad_input(format!(
             "--resume: the corpus gives a different vocabulary ({} ids) than the run in {} ({} \
              ids); resume with the same corpus and tokeniser flags",
-            data.tokenizer.vocab_size(),
+            tokenizer.vocab_size(),
             dir.display(),
             bundle.tokenizer.vocab_size()
         )));
     }
     let requested = LmConfig {
-        vocab: data.tokenizer.vocab_size(),
+        vocab: tokenizer.vocab_size(),
         embedding_dim: config.model.embedding_size,
         cell: config.model.cell.name().to_string(),
         hidden: config.model.hidden_size,
@@ -159,16 +208,7 @@ fn resume(
             describe_model(&bundle.model.config)
         )));
     }
-    // The saved seed, order and clipping stay; only the epoch target may change.
-    let epochs = options.epochs;
-    options = bundle.options;
-    options.epochs = epochs;
-    Ok(Trainer::resumed(
-        bundle.model,
-        bundle.optimizer,
-        options,
-        bundle.history,
-    ))
+    Ok(())
 }
 
 fn describe_model(c: &LmConfig) -> String {
@@ -227,16 +267,17 @@ pub fn generate_text(config: GenerateConfig) -> Result<(), CliError> {
             Tokenizer::Word(_) => "the".to_string(),
         });
     let encoded = bundle.tokenizer.encode_text(&prime);
+    // Refused before warning: bad input is one line on stderr.
+    if encoded.ids.is_empty() {
+        return Err(CliError::bad_input(format!(
+            "--prime {prime:?}: nothing of it is in the model's vocabulary"
+        )));
+    }
     if !encoded.unknown.is_empty() {
         eprintln!(
             "warning: --prime: not in the vocabulary, left out: {}",
             encoded.unknown.join(" ")
         );
-    }
-    if encoded.ids.is_empty() {
-        return Err(CliError::bad_input(format!(
-            "--prime {prime:?}: nothing of it is in the model's vocabulary"
-        )));
     }
     let sampling = match config.sampling {
         Sampling::Greedy => EngineSampling::Greedy,
@@ -279,15 +320,16 @@ pub fn evaluate(config: EvalConfig, corpus: Corpus) -> Result<(), CliError> {
     let store = std::sync::Arc::new(TokenStore::from_ids(sink.ids, sink.line_ends)?);
     let dataset = match bundle.options.dataset {
         DatasetSpec::Windows { steps, stride } => {
-            Dataset::Windows(SlidingWindows::new(store, 0..n, steps, stride)?)
+            SlidingWindows::new(store, 0..n, steps, stride).map(Dataset::Windows)
         }
         DatasetSpec::LinePrefixes { .. } => {
-            Dataset::LinePrefixes(LinePrefixes::all(store, Some(bundle.options.steps))?)
+            LinePrefixes::all(store, Some(bundle.options.steps)).map(Dataset::LinePrefixes)
         }
         DatasetSpec::Streams { batch, steps } => {
-            Dataset::Streams(BpttStreams::new(store, 0..n, batch, steps)?)
+            BpttStreams::new(store, 0..n, batch, steps).map(Dataset::Streams)
         }
-    };
+    }
+    .map_err(|e| name_the_corpus(e, &corpus))?;
     let started = Instant::now();
     let stats = evaluate_dataset(
         &bundle.model,
@@ -313,6 +355,18 @@ pub fn evaluate(config: EvalConfig, corpus: Corpus) -> Result<(), CliError> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Datasets over in-memory ids call their source `<tokens>`; say which corpus it was.
+fn name_the_corpus(e: DataError, corpus: &Corpus) -> DataError {
+    match e {
+        DataError::CorpusTooShort { found, needed, .. } => DataError::CorpusTooShort {
+            path: corpus.path().to_path_buf(),
+            found,
+            needed,
+        },
+        other => other,
+    }
 }
 
 /// A progress bar on a terminal; plain log lines otherwise (CI logs, pipes).
