@@ -82,6 +82,9 @@ pub fn train(config: TrainConfig, data: PreparedData) -> Result<(), CliError> {
             .map_err(|e| CliError::bad_input(e.to_string()))?;
         Trainer::new(model, optimizer, options)
     };
+    if let Some(step) = nan_gradient_injection()? {
+        trainer.inject_nan_gradient_at(step);
+    }
     println!(
         "kernels:  {} path, {} thread(s); run directory {}",
         Isa::active(),
@@ -103,6 +106,24 @@ pub fn train(config: TrainConfig, data: PreparedData) -> Result<(), CliError> {
         dir.display()
     );
     Ok(())
+}
+
+/// `RECUR_FAULT_INJECT=nan-grad@step:N`: a test hook that puts a NaN into the gradient of
+/// optimiser step N (0-based) to exercise the non-finite stop (`tests/faults.rs`).
+fn nan_gradient_injection() -> Result<Option<u64>, CliError> {
+    let Some(value) = std::env::var_os("RECUR_FAULT_INJECT") else {
+        return Ok(None);
+    };
+    let value = value.to_string_lossy();
+    value
+        .strip_prefix("nan-grad@step:")
+        .and_then(|n| n.parse().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            CliError::bad_input(format!(
+                "RECUR_FAULT_INJECT={value:?}: expected nan-grad@step:N with N a step number"
+            ))
+        })
 }
 
 fn clip_options(config: &TrainConfig) -> Vec<EngineClip> {

@@ -179,6 +179,8 @@ pub struct Trainer {
     grads: LmGrads,
     ws: LmWorkspace,
     batch: Minibatch,
+    /// Fault injection for tests: poison a gradient at this optimiser step.
+    nan_gradient_at_step: Option<u64>,
 }
 
 impl Trainer {
@@ -193,7 +195,15 @@ impl Trainer {
             grads,
             ws: LmWorkspace::default(),
             batch: Minibatch::new(),
+            nan_gradient_at_step: None,
         }
+    }
+
+    /// Fault injection (`RECUR_FAULT_INJECT=nan-grad@step:N`, `tests/faults.rs`): the gradient
+    /// computed at optimiser step `step` (0-based) gets a NaN, as a diverging model's would, so
+    /// the non-finite stop can be tested end to end.
+    pub fn inject_nan_gradient_at(&mut self, step: u64) {
+        self.nan_gradient_at_step = Some(step);
     }
 
     /// A trainer continuing from a checkpoint's state (`history` says how many epochs are done).
@@ -325,6 +335,9 @@ impl Trainer {
             &mut self.grads,
             &mut self.ws,
         )?;
+        if self.nan_gradient_at_step == Some(step) {
+            self.grads.decoder.d_bias[0] = f32::NAN;
+        }
         let non_finite = |what, value: f64| TrainError::NonFinite {
             epoch,
             batch: batch_index + 1,
