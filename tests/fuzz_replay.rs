@@ -15,7 +15,7 @@ use recur::kernels::fuzzing as kernel_fuzz;
 type Harness = fn(&[u8]);
 
 /// Every target, by its `fuzz/fuzz_targets/<name>.rs` name.
-const TARGETS: [(&str, Harness); 7] = [
+const TARGETS: [(&str, Harness); 8] = [
     ("safetensors", engine_fuzz::fuzz_safetensors),
     ("tokenizers", engine_fuzz::fuzz_tokenizers),
     ("checkpoint_json", engine_fuzz::fuzz_checkpoint_json),
@@ -26,6 +26,7 @@ const TARGETS: [(&str, Harness); 7] = [
     ("gemm", kernel_fuzz::fuzz_gemm),
     ("softmax", kernel_fuzz::fuzz_softmax),
     ("activations", kernel_fuzz::fuzz_activations),
+    ("cells", engine_fuzz::fuzz_cells),
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -101,6 +102,11 @@ fn softmax() {
 #[test]
 fn activations() {
     replay(TARGETS[6].0, TARGETS[6].1);
+}
+
+#[test]
+fn cells() {
+    replay(TARGETS[7].0, TARGETS[7].1);
 }
 
 #[test]
@@ -205,6 +211,13 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
                 let mut bytes = pseudo_random_bytes(100 + i, 4096);
                 bytes[0] = (i % 2) as u8; // integer or finite values
                 bytes[1] = (i % 4) as u8; // shape class
+                bytes
+            })
+            .collect(),
+        "cells" => (0..8u64)
+            .map(|i| {
+                let mut bytes = pseudo_random_bytes(400 + i, 3000);
+                bytes[0] = i as u8; // every cell kind, twice
                 bytes
             })
             .collect(),

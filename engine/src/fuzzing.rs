@@ -13,6 +13,7 @@
 //! | [`fuzz_safetensors`] | arbitrary bytes to [`load_safetensors_bytes`] | no panic; what loads re-serialises and reloads bit for bit |
 //! | [`fuzz_tokenizers`] | arbitrary bytes as a corpus file, through the char and word tokenisers | no panic; ids in range, one per counted token, JSON round trip, `encode_text` agrees with the corpus path |
 //! | [`fuzz_checkpoint_json`] | arbitrary `state.json` / `tokenizer.json` in an otherwise valid checkpoint, and to [`Tokenizer::from_json`] | no panic, no unbounded allocation; what loads is consistent |
+//! | [`fuzz_cells`] | shapes, ragged lengths, inputs and gradients for the recurrent layers | fused forward and backward match the f64 reference on every ISA path |
 //! | [`fuzz_checkpoint_round_trip`] | arbitrary tensors, and a tiny model with arbitrary weights and optimiser state | save → load is bit-identical |
 //!
 //! Scratch files go to a directory under [`std::env::temp_dir`] named after the process, removed
@@ -23,8 +24,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use recur_kernels::Par;
 pub use recur_kernels::fuzzing::FuzzInput;
+use recur_kernels::{CellKind, Isa, Par, RnnActivation};
 
 use crate::checkpoint::{
     CheckpointFiles, LoadOptions, Tensor, TensorStore, load_safetensors_bytes, save_step,
@@ -38,6 +39,8 @@ use crate::data::word_tokenizer::{KERAS_FILTERS, PAD_ID, WordTokenizerConfig};
 use crate::model::init::InitScheme;
 use crate::model::lm::{LanguageModel, LmConfig};
 use crate::optim::{GradClip, Optimizer, OptimizerConfig, Param};
+use crate::reference::{RefNetwork, RefState};
+use crate::rnn::{Mode, RnnConfig, RnnState, SeqBatch};
 use crate::train::{DatasetSpec, EpochRecord, TrainOptions, load_checkpoint, save_checkpoint};
 
 /// A fresh, empty scratch directory, removed on drop.
@@ -599,6 +602,158 @@ fn model_round_trip(input: &mut FuzzInput) {
     assert_eq!(bundle.history, run.history);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Recurrent layers (the fused cell kernels) against the reference
+// ---------------------------------------------------------------------------------------------
+
+/// `|got − want| ≤ 5e-5 + 5e-4·|want|` elementwise (the tolerance of `tests/layers_rnn.rs`, for
+/// inputs, states and gradients in [−1, 1] and weights at PyTorch's initial scale).
+fn assert_close(what: &str, got: &[f32], want: &[f64]) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let err = (f64::from(g) - w).abs();
+        assert!(
+            err <= 5e-5 + 5e-4 * w.abs(),
+            "{what}[{i}]: fast {g}, reference {w} (|err| {err:.3e})"
+        );
+    }
+}
+
+fn f64s(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| f64::from(x)).collect()
+}
+
+fn ref_states(state: &RnnState, count: usize) -> Vec<RefState<f64>> {
+    let per = state.h.len() / count;
+    (0..count)
+        .map(|i| RefState {
+            h: f64s(&state.h[i * per..(i + 1) * per]),
+            c: state.c.as_ref().map(|c| f64s(&c[i * per..(i + 1) * per])),
+        })
+        .collect()
+}
+
+fn flatten_states(states: &[RefState<f64>]) -> (Vec<f64>, Option<Vec<f64>>) {
+    let h = states.iter().flat_map(|s| s.h.iter().copied()).collect();
+    let c = states[0].c.as_ref().map(|_| {
+        states
+            .iter()
+            .flat_map(|s| s.c.clone().unwrap_or_default())
+            .collect()
+    });
+    (h, c)
+}
+
+/// One recurrent-layer case from `data`: cell (RNN tanh/relu, LSTM, GRU), T ≤ 6, B ≤ 7 with
+/// ragged lengths, I, H ≤ 24, 1–2 layers, uni- or bidirectional, an optional initial state;
+/// inputs, initial states and output gradients from the bytes in [−1, 1]. On every ISA path (and
+/// with two threads on the active one) the fused forward and backward — outputs, final states,
+/// input, state and every weight gradient — must match the f64 reference within the tolerance of
+/// `tests/layers_rnn.rs`.
+pub fn fuzz_cells(data: &[u8]) {
+    let mut input = FuzzInput::new(data);
+    let kind = [
+        CellKind::Lstm,
+        CellKind::Gru,
+        CellKind::Rnn(RnnActivation::Tanh),
+        CellKind::Rnn(RnnActivation::Relu),
+    ][input.u8() as usize % 4];
+    let steps = 1 + input.below_or_eq(5);
+    let batch = 1 + input.below_or_eq(6);
+    let in_size = 1 + input.below_or_eq(23);
+    let hidden = 1 + input.below_or_eq(23);
+    let layers = 1 + input.below_or_eq(1);
+    let bidirectional = input.bool();
+    let with_initial = input.bool();
+    let seed = u64::from(input.u16());
+    let mut lengths: Vec<usize> = (0..batch)
+        .map(|_| 1 + input.below_or_eq(steps - 1))
+        .collect();
+    lengths[input.below_or_eq(batch - 1)] = steps; // the longest sequence fills the batch
+    let unit = |input: &mut FuzzInput| f32::from(input.u16()) / 32768.0 - 1.0;
+    let x: Vec<f32> = (0..steps * batch * in_size)
+        .map(|_| unit(&mut input))
+        .collect();
+    let directions = if bidirectional { 2 } else { 1 };
+    let count = layers * directions;
+    let state_len = count * batch * hidden;
+    let initial = with_initial.then(|| RnnState {
+        h: (0..state_len).map(|_| unit(&mut input)).collect(),
+        c: kind
+            .has_cell_state()
+            .then(|| (0..state_len).map(|_| unit(&mut input)).collect()),
+    });
+    let out_len = steps * batch * directions * hidden;
+    let dy: Vec<f32> = (0..out_len).map(|_| unit(&mut input)).collect();
+    let d_final = RnnState {
+        h: (0..state_len).map(|_| unit(&mut input)).collect(),
+        c: kind
+            .has_cell_state()
+            .then(|| (0..state_len).map(|_| unit(&mut input)).collect()),
+    };
+
+    let reference = RefNetwork::<f64>::seeded(kind, in_size, hidden, layers, bidirectional, seed)
+        .cast::<f32>()
+        .cast::<f64>();
+    let ref_init = initial.as_ref().map(|s| ref_states(s, count));
+    let fwd = reference.forward(&f64s(&x), steps, batch, &lengths, ref_init.as_deref(), None);
+    let ref_back = reference.backward(&fwd, &f64s(&dy), Some(&ref_states(&d_final, count)));
+    let (ref_h, ref_c) = flatten_states(&fwd.final_states);
+    let (ref_dh0, ref_dc0) = flatten_states(&ref_back.d_init);
+
+    let mut runs: Vec<(Isa, Par)> = Isa::ALL
+        .into_iter()
+        .filter(|isa| isa.is_available())
+        .map(|isa| (isa, Par::Seq))
+        .collect();
+    runs.push((Isa::active(), Par::Rayon(2)));
+    for (isa, par) in runs {
+        let mut rnn = RnnConfig::new(kind, in_size, hidden)
+            .with_num_layers(layers)
+            .with_bidirectional(bidirectional)
+            .with_isa(isa)
+            .with_par(par)
+            .init(0)
+            .expect("a valid layer");
+        for (name, values) in reference.named_parameters() {
+            let dst = rnn
+                .params_mut()
+                .get_mut(&name)
+                .expect("same parameter names");
+            for (d, &v) in dst.iter_mut().zip(values) {
+                *d = v as f32;
+            }
+        }
+        let tag = format!(
+            "{isa} {par:?} {kind:?} T{steps} B{batch} I{in_size} H{hidden} L{layers} bi={bidirectional} lengths={lengths:?}"
+        );
+        let seq = SeqBatch::new(&x, steps, batch).with_lengths(&lengths);
+        let (out, cache) = rnn
+            .forward(seq, initial.as_ref(), Mode::Training { dropout_seed: 0 })
+            .expect("forward");
+        assert_close(&format!("{tag} output"), &out.output, &fwd.y);
+        assert_close(&format!("{tag} h_n"), &out.state.h, &ref_h);
+        if let (Some(got), Some(want)) = (&out.state.c, &ref_c) {
+            assert_close(&format!("{tag} c_n"), got, want);
+        }
+        let mut grads = rnn.zero_grads();
+        let back = rnn
+            .backward(cache, &dy, Some(&d_final), &mut grads)
+            .expect("backward");
+        assert_close(&format!("{tag} d_input"), &back.d_input, &ref_back.d_x);
+        assert_close(&format!("{tag} d_h0"), &back.d_state.h, &ref_dh0);
+        if let (Some(got), Some(want)) = (&back.d_state.c, &ref_dc0) {
+            assert_close(&format!("{tag} d_c0"), got, want);
+        }
+        for (name, want) in ref_back.named_parameters() {
+            let got = grads
+                .get(&format!("d_{name}"))
+                .expect("same gradient names");
+            assert_close(&format!("{tag} d_{name}"), got, want);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -610,6 +765,7 @@ mod tests {
             fuzz_tokenizers(data);
             fuzz_checkpoint_json(data);
             fuzz_checkpoint_round_trip(data);
+            fuzz_cells(data);
         }
     }
 
