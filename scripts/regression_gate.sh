@@ -64,8 +64,10 @@ done
 # matrixmultiply reads its thread count once per process: one thread, like recur here.
 export MATMUL_NUM_THREADS=1 RAYON_NUM_THREADS=1
 ratio_check() { # prints "name base cur change verdict" per ratio; returns 1 if any is > +10%
-    local worse=0
-    paste <("$gate_baseline" ratios) <("$gate_current" ratios) | while IFS=$'\t' read -r b c; do
+    # One after the other (never concurrently: they would compete for the cores).
+    "$gate_baseline" ratios >"$work/ratios.baseline"
+    "$gate_current" ratios >"$work/ratios.current"
+    paste "$work/ratios.baseline" "$work/ratios.current" | while IFS=$'\t' read -r b c; do
         name=$(sed -nE 's/.*"ratio":"([^"]+)".*/\1/p' <<<"$c")
         rb=$(sed -nE 's/.*"median":([0-9.]+).*/\1/p' <<<"$b")
         rc=$(sed -nE 's/.*"median":([0-9.]+).*/\1/p' <<<"$c")
