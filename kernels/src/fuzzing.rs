@@ -231,7 +231,8 @@ pub fn fuzz_gemm(data: &[u8]) {
         MatMut::new(&mut want, m, n, rs_c, cs_c),
     );
     // For finite values: the exact product in f64 and the magnitude the error bound scales with.
-    let (exact, magnitude) = exact_product(alpha, &view_a(), &view_b(), beta, &c0, rs_c, cs_c);
+    let (exact, magnitude, underflow) =
+        exact_product(alpha, &view_a(), &view_b(), beta, &c0, rs_c, cs_c);
 
     // Rounding errors on one element: k in the dot product, α·(AB), β·C (or α folded into a
     // packed operand) and the final sum; γ_r = r·u / (1 − r·u) (Higham, Lemma 3.1).
@@ -280,7 +281,7 @@ pub fn fuzz_gemm(data: &[u8]) {
                     ),
                     GemmValues::Finite => {
                         let e = exact[i * n + j];
-                        let bound = gamma * magnitude[i * n + j] + roundings * SUBNORMAL_STEP;
+                        let bound = gamma * magnitude[i * n + j] + underflow[i * n + j];
                         assert!(
                             g.is_finite() && (f64::from(g) - e).abs() <= bound,
                             "{}: {g:e} vs exact {e:e}, error {:e} > bound {bound:e}",
@@ -308,8 +309,14 @@ pub fn fuzz_gemm(data: &[u8]) {
     }
 }
 
-/// `α·A·B + β·C₀` in f64 (row-major `m × n`) and `|α|·|A|·|B| + |β|·|C₀|` per element. With
-/// `β = 0`, C₀ is not read.
+/// Per element of the `m × n` result (row-major): `α·A·B + β·C₀` in f64, the magnitude
+/// `|α|·|A|·|B| + |β|·|C₀|` the relative rounding errors scale with, and the bound on the absolute
+/// error of underflow. In the standard model with gradual underflow (Higham §2.1) a product adds
+/// an absolute error of at most half a subnormal step on top of its relative one (sums of
+/// subnormals are exact); that error is then multiplied by whatever multiplies the rounded value
+/// later — α, or an entry of A or B when α is folded into the other operand while packing. So
+/// each of the `k + 4` roundings contributes at most `2^−149·(1 + |α|)·(1 + max|a| + max|b|)`.
+/// With `β = 0`, C₀ is not read.
 fn exact_product(
     alpha: f32,
     a: &MatRef,
@@ -318,18 +325,27 @@ fn exact_product(
     c0: &[f32],
     rs_c: usize,
     cs_c: usize,
-) -> (Vec<f64>, Vec<f64>) {
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let (m, k, n) = (a.rows(), a.cols(), b.cols());
     let mut exact = vec![0.0; m * n];
     let mut magnitude = vec![0.0; m * n];
+    let mut underflow = vec![0.0; m * n];
     for i in 0..m {
         for j in 0..n {
             let (mut sum, mut abs) = (0.0f64, 0.0f64);
+            let (mut max_a, mut max_b) = (0.0f64, 0.0f64);
             for p in 0..k {
-                let prod = f64::from(a.get(i, p)) * f64::from(b.get(p, j));
+                let (x, y) = (f64::from(a.get(i, p)), f64::from(b.get(p, j)));
+                let prod = x * y;
                 sum += prod;
                 abs += prod.abs();
+                max_a = max_a.max(x.abs());
+                max_b = max_b.max(y.abs());
             }
+            underflow[i * n + j] = (k as f64 + 4.0)
+                * SUBNORMAL_STEP
+                * (1.0 + f64::from(alpha).abs())
+                * (1.0 + max_a + max_b);
             let (alpha, beta) = (f64::from(alpha), f64::from(beta));
             let (mut e, mut mag) = (alpha * sum, alpha.abs() * abs);
             if beta != 0.0 {
@@ -341,7 +357,7 @@ fn exact_product(
             magnitude[i * n + j] = mag;
         }
     }
-    (exact, magnitude)
+    (exact, magnitude, underflow)
 }
 
 fn bit_equal(x: &[f32], y: &[f32]) -> bool {
