@@ -412,6 +412,8 @@ fn tiny_run(
         steps: 3,
         sample_tokens: 0,
         run_dir: None,
+        checkpoint_every: 0,
+        max_steps: None,
     };
     let history = vec![EpochRecord {
         epoch: 1,

@@ -178,6 +178,17 @@ pub struct TrainArgs {
           value_parser = positive_usize)]
     pub max_epochs: usize,
 
+    /// Stop after this many optimiser steps in all (even inside an epoch), with a checkpoint;
+    /// `--resume` continues from there exactly.
+    #[arg(long, value_name = "N", allow_negative_numbers = true,
+          value_parser = positive_u64)]
+    pub max_steps: Option<u64>,
+
+    /// Also checkpoint every N optimiser steps inside an epoch (0: only at epoch ends), so an
+    /// interrupted run loses at most N steps.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub checkpoint_every: u64,
+
     /// Seed of initialisation, shuffling and dropout (same seed, same result).
     #[arg(long, default_value_t = 123)]
     pub seed: u64,
@@ -284,6 +295,11 @@ pub struct EvalArgs {
     #[arg(long, value_name = "B", default_value_t = 128, allow_negative_numbers = true,
           value_parser = positive_usize)]
     pub batch_size: usize,
+}
+
+/// A whole number ≥ 1 (64-bit).
+pub fn positive_u64(s: &str) -> Result<u64, String> {
+    positive_usize(s).map(|v| v as u64)
 }
 
 /// A whole number ≥ 1.

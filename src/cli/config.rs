@@ -126,6 +126,8 @@ pub struct TrainConfig {
     pub clip: GradClip,
     pub batch_size: usize,
     pub max_epochs: usize,
+    pub max_steps: Option<u64>,
+    pub checkpoint_every: u64,
     pub seed: u64,
     /// `None`: all cores.
     pub threads: Option<NonZeroUsize>,
@@ -284,6 +286,8 @@ impl TrainConfig {
             },
             batch_size,
             max_epochs: a.max_epochs,
+            max_steps: a.max_steps,
+            checkpoint_every: a.checkpoint_every,
             seed: a.seed,
             threads: a.threads.and_then(NonZeroUsize::new),
             checkpoint_dir,

@@ -62,6 +62,8 @@ pub fn train(config: TrainConfig, data: PreparedData) -> Result<(), CliError> {
             Task::Word => 0,
         },
         run_dir: Some(dir.clone()),
+        checkpoint_every: config.checkpoint_every,
+        max_steps: config.max_steps,
     };
     let threads = config.threads;
     let mut trainer = if config.resume {
@@ -95,6 +97,16 @@ pub fn train(config: TrainConfig, data: PreparedData) -> Result<(), CliError> {
     let result = with_threads(threads, || trainer.run(&data, &mut observer))?;
     observer.finish();
     result.map_err(|e| CliError::Runtime(e.to_string()))?;
+    if trainer.reached_max_steps() && trainer.epochs_done() < trainer.options.epochs {
+        let at = match trainer.progress() {
+            Some(p) => format!("in epoch {} after {} batches", p.epoch, p.batches_done),
+            None => format!("after epoch {}", trainer.epochs_done()),
+        };
+        println!(
+            "stopped:  at optimiser step {} (--max-steps), {at}; --resume continues from here",
+            trainer.optimizer.steps()
+        );
+    }
     if config.task == Task::Word {
         // The seed's demonstration: seven words after a fixed prime.
         let prime = "I will close the door if";
@@ -156,16 +168,17 @@ fn resume(
     let bundle =
         load_checkpoint(&config.checkpoint_dir, "last", Par::Rayon(0)).map_err(checkpoint_error)?;
     check_resumable(config, &data.tokenizer, &bundle)?;
-    // The saved seed, order and clipping stay; only the epoch target may change.
-    let epochs = options.epochs;
+    // The saved seed, order and clipping stay; only where to stop and how often to checkpoint
+    // may change.
+    let (epochs, max_steps, every) = (options.epochs, options.max_steps, options.checkpoint_every);
     options = bundle.options;
     options.epochs = epochs;
-    Ok(Trainer::resumed(
-        bundle.model,
-        bundle.optimizer,
-        options,
-        bundle.history,
-    ))
+    options.max_steps = max_steps;
+    options.checkpoint_every = every;
+    Ok(
+        Trainer::resumed(bundle.model, bundle.optimizer, options, bundle.history)
+            .with_progress(bundle.progress, bundle.carry),
+    )
 }
 
 /// Checks, before anything is written (the token cache included), that `recur train` may use its

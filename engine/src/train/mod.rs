@@ -6,7 +6,14 @@
 //! Every random choice derives from `(seed, epoch, step)` alone — the shuffled order of an epoch
 //! from `(seed, epoch)`, the dropout masks of a step from `(seed, step)` — and the kernels give
 //! the same bits for any thread count. So a run gives bit-identical weights for any `--threads`,
-//! and a run resumed from an epoch checkpoint continues exactly as if it had never stopped.
+//! and a run resumed from a checkpoint continues exactly as if it had never stopped.
+//!
+//! # Checkpoints
+//!
+//! A checkpoint is written after every epoch and, with [`TrainOptions::checkpoint_every`], every
+//! that many optimiser steps inside an epoch. A mid-epoch checkpoint also records where the epoch
+//! stands ([`EpochProgress`]: batches done, the running loss sums) and, for truncated-BPTT
+//! streams, the state carried into the next chunk, so resuming from it is bit-identical too.
 //!
 //! # Failure
 //!
@@ -56,6 +63,39 @@ pub struct TrainOptions {
     pub sample_tokens: usize,
     /// Where checkpoints, `metrics.jsonl` and `loss.svg` go (`None`: nowhere).
     pub run_dir: Option<PathBuf>,
+    /// Also checkpoint every this many optimiser steps inside an epoch (0: at epoch ends only).
+    #[serde(default)]
+    pub checkpoint_every: u64,
+    /// Stop (with a checkpoint) once the optimiser has taken this many steps in all, even in the
+    /// middle of an epoch; `--resume` continues from there.
+    #[serde(default)]
+    pub max_steps: Option<u64>,
+}
+
+/// Where an unfinished epoch stands: saved in mid-epoch checkpoints, so that a resumed run
+/// continues the epoch from the next minibatch with the same running totals.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpochProgress {
+    /// 1-based epoch in progress.
+    pub epoch: usize,
+    /// Minibatches of it already trained on.
+    pub batches_done: usize,
+    /// Σ cross-entropy of those minibatches' targets (nats).
+    pub loss_sum: f64,
+    pub correct: usize,
+    pub count: usize,
+    /// Wall time spent on them.
+    pub seconds: f64,
+}
+
+impl EpochProgress {
+    fn stats(&self) -> BatchStats {
+        BatchStats {
+            loss_sum: self.loss_sum,
+            correct: self.correct,
+            count: self.count,
+        }
+    }
 }
 
 /// The kind of dataset a model was trained on, as saved in checkpoints.
@@ -176,6 +216,10 @@ pub struct Trainer {
     pub options: TrainOptions,
     /// Finished epochs, oldest first.
     pub history: Vec<EpochRecord>,
+    /// The unfinished epoch a mid-epoch checkpoint left, to be continued.
+    progress: Option<EpochProgress>,
+    /// The state carried into the next chunk of a truncated-BPTT stream at `progress`.
+    carry: Option<RnnState>,
     grads: LmGrads,
     ws: LmWorkspace,
     batch: Minibatch,
@@ -192,6 +236,8 @@ impl Trainer {
             optimizer,
             options,
             history: Vec::new(),
+            progress: None,
+            carry: None,
             grads,
             ws: LmWorkspace::default(),
             batch: Minibatch::new(),
@@ -218,22 +264,52 @@ impl Trainer {
         t
     }
 
+    /// Continue an unfinished epoch (from a mid-epoch checkpoint) rather than start it afresh.
+    /// `carry` is the state a truncated-BPTT stream carries into the next chunk.
+    pub fn with_progress(
+        mut self,
+        progress: Option<EpochProgress>,
+        carry: Option<RnnState>,
+    ) -> Self {
+        self.progress = progress;
+        self.carry = carry;
+        self
+    }
+
+    /// Where the unfinished epoch stands, if training stopped inside one.
+    pub fn progress(&self) -> Option<&EpochProgress> {
+        self.progress.as_ref()
+    }
+
+    /// The state carried into the next stream chunk at [`Trainer::progress`].
+    pub fn carry(&self) -> Option<&RnnState> {
+        self.carry.as_ref()
+    }
+
     /// Epochs already done.
     pub fn epochs_done(&self) -> usize {
         self.history.len()
     }
 
-    /// Trains until `options.epochs` are done, checkpointing after every epoch.
+    /// Whether `--max-steps` has been reached.
+    pub fn reached_max_steps(&self) -> bool {
+        self.options
+            .max_steps
+            .is_some_and(|max| self.optimizer.steps() >= max)
+    }
+
+    /// Trains until `options.epochs` are done (or `options.max_steps` is reached), checkpointing
+    /// after every epoch and every `options.checkpoint_every` steps.
     pub fn run(
         &mut self,
         data: &PreparedData,
         observer: &mut dyn TrainObserver,
     ) -> Result<(), TrainError> {
-        while self.epochs_done() < self.options.epochs {
+        while self.epochs_done() < self.options.epochs && !self.reached_max_steps() {
             let epoch = self.epochs_done() + 1;
-            let started = Instant::now();
-            let train = self.train_epoch(&data.train, epoch, observer)?;
-            let seconds = started.elapsed().as_secs_f64();
+            let Some((train, seconds)) = self.train_epoch(data, epoch, observer)? else {
+                return Ok(()); // stopped inside the epoch at --max-steps, checkpointed
+            };
             let val = match &data.val {
                 Some(val) => Some(self.evaluate(val)?),
                 None => None,
@@ -265,57 +341,103 @@ impl Trainer {
         Ok(())
     }
 
+    /// One epoch (or the rest of one, after a mid-epoch checkpoint): its training totals and
+    /// wall time, or `None` when `--max-steps` stopped it before its end.
     fn train_epoch(
         &mut self,
-        dataset: &Dataset,
+        data: &PreparedData,
         epoch: usize,
         observer: &mut dyn TrainObserver,
-    ) -> Result<BatchStats, TrainError> {
-        let mut total = BatchStats::default();
-        match dataset {
-            Dataset::Streams(streams) => {
-                // char-rnn: chunks in order, the state carried from one to the next.
-                let mut state: Option<RnnState> = None;
-                let batches = streams.chunks();
-                for chunk in 0..batches {
-                    streams.fill(chunk, &mut self.batch);
-                    let (stats, next) = self.step(epoch, chunk, state.as_ref())?;
-                    state = Some(next);
-                    total.add(&stats);
-                    observer.on_batch(epoch, chunk, batches, total.mean_loss());
-                }
+    ) -> Result<Option<(BatchStats, f64)>, TrainError> {
+        let started = Instant::now();
+        let (first, mut total, earlier_seconds, mut state) = match self.progress.take() {
+            Some(p) if p.epoch == epoch => {
+                (p.batches_done, p.stats(), p.seconds, self.carry.take())
             }
-            Dataset::Windows(d) => self.many_to_one_epoch(d, epoch, &mut total, observer)?,
-            Dataset::LinePrefixes(d) => self.many_to_one_epoch(d, epoch, &mut total, observer)?,
+            _ => (0, BatchStats::default(), 0.0, None),
+        };
+        self.carry = None;
+        let dataset = &data.train;
+        let order = match dataset {
+            Dataset::Streams(_) => None,
+            Dataset::Windows(d) => Some(self.epoch_order(d.len(), epoch)),
+            Dataset::LinePrefixes(d) => Some(self.epoch_order(d.len(), epoch)),
+        };
+        let batches = match dataset {
+            Dataset::Streams(streams) => streams.chunks(),
+            _ => order.as_ref().map_or(0, EpochOrder::num_batches),
+        };
+        for b in first..batches {
+            let stats = match dataset {
+                Dataset::Streams(streams) => {
+                    // char-rnn: chunks in order, the state carried from one to the next.
+                    streams.fill(b, &mut self.batch);
+                    let (stats, next) = self.step(epoch, b, state.as_ref())?;
+                    state = Some(next);
+                    stats
+                }
+                Dataset::Windows(d) => self.ordered_step(d, order.as_ref(), epoch, b)?,
+                Dataset::LinePrefixes(d) => self.ordered_step(d, order.as_ref(), epoch, b)?,
+            };
+            total.add(&stats);
+            observer.on_batch(epoch, b, batches, total.mean_loss());
+            let done = b + 1;
+            if done == batches {
+                break; // the epoch's own checkpoint follows
+            }
+            let steps = self.optimizer.steps();
+            let stop = self.reached_max_steps();
+            let every = self.options.checkpoint_every;
+            if stop || (every > 0 && steps.is_multiple_of(every)) {
+                self.progress = Some(EpochProgress {
+                    epoch,
+                    batches_done: done,
+                    loss_sum: total.loss_sum,
+                    correct: total.correct,
+                    count: total.count,
+                    seconds: earlier_seconds + started.elapsed().as_secs_f64(),
+                });
+                self.carry = state.clone();
+                if let Some(dir) = self.options.run_dir.clone() {
+                    run_dir::save_progress(&dir, self, &data.tokenizer)?;
+                }
+                if stop {
+                    return Ok(None);
+                }
+                self.progress = None;
+                self.carry = None;
+            }
         }
-        Ok(total)
+        Ok(Some((
+            total,
+            earlier_seconds + started.elapsed().as_secs_f64(),
+        )))
     }
 
-    fn many_to_one_epoch<D: ManyToOne>(
+    /// One step on minibatch `b` of a many-to-one dataset in the epoch's order.
+    fn ordered_step<D: ManyToOne>(
         &mut self,
         data: &D,
+        order: Option<&EpochOrder>,
         epoch: usize,
-        total: &mut BatchStats,
-        observer: &mut dyn TrainObserver,
-    ) -> Result<(), TrainError> {
-        let order = if self.options.shuffle {
+        b: usize,
+    ) -> Result<BatchStats, TrainError> {
+        let order = order.expect("many-to-one datasets have an epoch order");
+        order.fill(data, b, &mut self.batch);
+        Ok(self.step(epoch, b, None)?.0)
+    }
+
+    fn epoch_order(&self, len: usize, epoch: usize) -> EpochOrder {
+        if self.options.shuffle {
             EpochOrder::shuffled(
-                data.len(),
+                len,
                 self.options.batch_size,
                 self.options.seed,
                 epoch as u64,
             )
         } else {
-            EpochOrder::sequential(data.len(), self.options.batch_size)
-        };
-        let batches = order.num_batches();
-        for b in 0..batches {
-            order.fill(data, b, &mut self.batch);
-            let (stats, _) = self.step(epoch, b, None)?;
-            total.add(&stats);
-            observer.on_batch(epoch, b, batches, total.mean_loss());
+            EpochOrder::sequential(len, self.options.batch_size)
         }
-        Ok(())
     }
 
     /// One optimiser step on `self.batch`.

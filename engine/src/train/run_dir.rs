@@ -6,8 +6,11 @@
 //!   step-0000001100/
 //!     model.safetensors   parameters, PyTorch state_dict names (embedding.*, rnn.*, decoder.*)
 //!     optimizer.safetensors  optimiser buffers ("mean.rnn.weight_hh_l0", …)
-//!     state.json          model config, train options, optimiser config and step, history
+//!     state.json          model config, train options, optimiser config and step, history,
+//!                         and where an unfinished epoch stands (mid-epoch checkpoints)
 //!     tokenizer.json      the vocabulary
+//!     carry.safetensors   mid-epoch in a truncated-BPTT stream: the state carried into the
+//!                         next chunk ("h", and "c" for LSTM)
 //!   metrics.jsonl         one JSON object per finished epoch
 //!   loss.svg              training (and validation) loss per epoch
 //! ```
@@ -17,7 +20,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{EpochRecord, TrainError, TrainOptions, Trainer};
+use super::{EpochProgress, EpochRecord, TrainError, TrainOptions, Trainer};
 use crate::checkpoint::{
     CheckpointError, LoadOptions, Tensor, TensorStore, load_safetensors, resolve_pointer,
     save_step, serialize_safetensors, write_atomic,
@@ -26,6 +29,7 @@ use crate::data::tokenizer::Tokenizer;
 use crate::model::lm::{LanguageModel, LmConfig};
 use crate::model::plot::{Series, line_plot_svg};
 use crate::optim::{Optimizer, OptimizerConfig, OptimizerState};
+use crate::rnn::RnnState;
 use recur_kernels::Par;
 
 /// `state.json`.
@@ -37,6 +41,9 @@ struct StateFile {
     optimizer: OptimizerConfig,
     optimizer_steps: u64,
     history: Vec<EpochRecord>,
+    /// Set in mid-epoch checkpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    progress: Option<EpochProgress>,
 }
 
 const FORMAT: &str = "recur-checkpoint-1";
@@ -49,6 +56,10 @@ pub struct CheckpointBundle {
     pub tokenizer: Tokenizer,
     pub options: TrainOptions,
     pub history: Vec<EpochRecord>,
+    /// Where the unfinished epoch stood, for a mid-epoch checkpoint.
+    pub progress: Option<EpochProgress>,
+    /// The state a truncated-BPTT stream carries into its next chunk, for a mid-epoch checkpoint.
+    pub carry: Option<RnnState>,
 }
 
 /// Saves the trainer's state as a new step of `dir` (pointers `last`, and `best` when this
@@ -71,15 +82,7 @@ pub(super) fn save_epoch(
     } else {
         &["last"]
     };
-    save_checkpoint(
-        dir,
-        &trainer.model,
-        &trainer.optimizer,
-        tokenizer,
-        &trainer.options,
-        &trainer.history,
-        pointers,
-    )?;
+    write_step(dir, trainer_view(trainer), tokenizer, None, pointers)?;
     let mut metrics = String::new();
     for record in &trainer.history {
         metrics.push_str(&serde_json::to_string(record).expect("records serialise"));
@@ -109,6 +112,35 @@ pub(super) fn save_epoch(
     Ok(())
 }
 
+/// A mid-epoch checkpoint: the trainer's state with its [`EpochProgress`] (and a stream's carried
+/// state), pointed at by `last` only — `best` is decided by finished epochs.
+pub(super) fn save_progress(
+    dir: &Path,
+    trainer: &Trainer,
+    tokenizer: &Tokenizer,
+) -> Result<(), TrainError> {
+    let progress = trainer.progress().map(|p| (p, trainer.carry()));
+    write_step(dir, trainer_view(trainer), tokenizer, progress, &["last"])?;
+    Ok(())
+}
+
+/// What a checkpoint saves of a trainer.
+struct View<'a> {
+    model: &'a LanguageModel,
+    optimizer: &'a Optimizer,
+    options: &'a TrainOptions,
+    history: &'a [EpochRecord],
+}
+
+fn trainer_view(trainer: &Trainer) -> View<'_> {
+    View {
+        model: &trainer.model,
+        optimizer: &trainer.optimizer,
+        options: &trainer.options,
+        history: &trainer.history,
+    }
+}
+
 /// Writes one checkpoint step under `dir` and points `pointers` at it.
 pub fn save_checkpoint(
     dir: &Path,
@@ -119,6 +151,28 @@ pub fn save_checkpoint(
     history: &[EpochRecord],
     pointers: &[&str],
 ) -> Result<(), CheckpointError> {
+    let view = View {
+        model,
+        optimizer,
+        options,
+        history,
+    };
+    write_step(dir, view, tokenizer, None, pointers)
+}
+
+fn write_step(
+    dir: &Path,
+    view: View<'_>,
+    tokenizer: &Tokenizer,
+    progress: Option<(&EpochProgress, Option<&RnnState>)>,
+    pointers: &[&str],
+) -> Result<(), CheckpointError> {
+    let View {
+        model,
+        optimizer,
+        options,
+        history,
+    } = view;
     let shapes: BTreeMap<String, Vec<usize>> = model.param_shapes().into_iter().collect();
     let tensors: TensorStore = model
         .named_params()
@@ -143,8 +197,9 @@ pub fn save_checkpoint(
         optimizer: *optimizer.config(),
         optimizer_steps: optimizer.steps(),
         history: history.to_vec(),
+        progress: progress.map(|(p, _)| p.clone()),
     };
-    let files = vec![
+    let mut files = vec![
         (
             "model.safetensors".to_string(),
             serialize_safetensors(&tensors, &meta),
@@ -162,8 +217,70 @@ pub fn save_checkpoint(
             tokenizer.to_json().into_bytes(),
         ),
     ];
+    if let Some((_, Some(carry))) = progress {
+        let mut store = TensorStore::new();
+        store.insert(
+            "h".into(),
+            Tensor::new(vec![carry.h.len()], carry.h.clone()),
+        );
+        if let Some(c) = &carry.c {
+            store.insert("c".into(), Tensor::new(vec![c.len()], c.clone()));
+        }
+        files.push((
+            CARRY_FILE.to_string(),
+            serialize_safetensors(&store, &BTreeMap::new()),
+        ));
+    }
     save_step(dir, optimizer.steps(), &files, pointers)?;
     Ok(())
+}
+
+const CARRY_FILE: &str = "carry.safetensors";
+
+/// The carried stream state of a mid-epoch checkpoint, checked against the model.
+fn load_carry(step_dir: &Path, model: &LanguageModel) -> Result<Option<RnnState>, CheckpointError> {
+    let path = step_dir.join(CARRY_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let (mut store, _) = load_safetensors(&path, LoadOptions::default())?;
+    let rows = model.config.num_layers * model.config.hidden;
+    let mut take = |name: &str| -> Result<Option<Vec<f32>>, CheckpointError> {
+        let Some(t) = store.remove(name) else {
+            return Ok(None);
+        };
+        if rows == 0 || t.data.len() % rows != 0 {
+            return Err(CheckpointError::Invalid {
+                path: path.clone(),
+                reason: format!(
+                    "carried state {name:?} has {} values, not a multiple of layers × hidden = {rows}",
+                    t.data.len()
+                ),
+            });
+        }
+        Ok(Some(t.data))
+    };
+    let h = take("h")?.ok_or_else(|| CheckpointError::MissingTensor {
+        path: path.clone(),
+        name: "h".into(),
+        expected: vec![rows],
+    })?;
+    let c = take("c")?;
+    if c.is_some() != model.config.cell_kind().is_ok_and(|k| k.has_cell_state())
+        || c.as_ref().is_some_and(|c| c.len() != h.len())
+    {
+        return Err(CheckpointError::Invalid {
+            path,
+            reason: "the carried cell state does not match the model's cell".into(),
+        });
+    }
+    if let Some(name) = store.keys().next() {
+        return Err(CheckpointError::UnexpectedTensor {
+            path,
+            name: name.clone(),
+        });
+    }
+    Ok(Some(RnnState { h, c }))
 }
 
 /// Loads the checkpoint `pointer` (`last` or `best`) of run directory `dir`, checking every
@@ -261,11 +378,27 @@ pub fn load_checkpoint(
     let mut optimizer =
         Optimizer::new(state.optimizer).map_err(|e| invalid(&state_path, e.to_string()))?;
     optimizer.load_state(opt_state);
+    let carry = match &state.progress {
+        Some(p) if p.epoch != state.history.len() + 1 => {
+            return Err(invalid(
+                &state_path,
+                format!(
+                    "the unfinished epoch is {}, but {} epochs are recorded as done",
+                    p.epoch,
+                    state.history.len()
+                ),
+            ));
+        }
+        Some(_) => load_carry(&step_dir, &model)?,
+        None => None,
+    };
     Ok(CheckpointBundle {
         model,
         optimizer,
         tokenizer,
         options: state.train,
         history: state.history,
+        progress: state.progress,
+        carry,
     })
 }
