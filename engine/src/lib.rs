@@ -6,6 +6,7 @@
 pub mod checkpoint;
 pub mod data;
 pub mod fuzzing;
+pub mod heads;
 pub mod interop;
 pub mod model;
 pub mod optim;
@@ -14,4 +15,5 @@ pub use recur_kernels as kernels;
 
 pub mod reference;
 pub mod rnn;
+pub mod tasks;
 pub mod train;
