@@ -11,32 +11,37 @@
 #    and one thread. More than +2% instructions against the baseline FAILS.
 # 2. Wall-clock ratios (noisy, so only a warning unless confirmed): `gate ratios` times recur
 #    against fixed references in the same process (SGEMM vs matrixmultiply, fused LSTM vs the
-#    reference LSTM), median of 11 interleaved pairs. A ratio more than 10% above the baseline's
-#    WARNS and is measured again; if the rerun confirms it, the gate FAILS.
+#    reference LSTM), median of 21 interleaved pairs (GATE_PAIRS; at least 11). A ratio more than
+#    10% above the baseline's WARNS and is measured again; if the rerun confirms it, the gate FAILS.
 #
-# The baseline is checked out into a temporary git worktree and built with the same gate program
-# (bench/src/bin/gate.rs is copied in), so both sides run identical workloads. Needs valgrind.
+# The baseline is checked out into a git worktree (target/gate-baseline-src, kept for reruns) and
+# built with the same gate program (bench/src/bin/gate.rs is copied in), so both sides run
+# identical workloads. Needs valgrind.
 # Report: one line per measurement with baseline, current and the change.
 set -euo pipefail
 
 baseline="${1:-HEAD}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d /tmp/recur-gate.XXXXXX)"
-cleanup() {
-    git -C "$root" worktree remove --force "$work/baseline" >/dev/null 2>&1 || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+trap 'rm -rf "$work"' EXIT
 
 command -v valgrind >/dev/null || { echo "regression_gate: valgrind is required" >&2; exit 2; }
 rev="$(git -C "$root" rev-parse --verify "$baseline^{commit}")"
-git -C "$root" worktree add --detach "$work/baseline" "$rev" >/dev/null 2>&1
-cp "$root/bench/src/bin/gate.rs" "$work/baseline/bench/src/bin/gate.rs"
+# The baseline's checkout is kept between runs (a git worktree under target/, ignored by git), so a
+# rerun against the same commit rebuilds nothing.
+src="$root/target/gate-baseline-src"
+if [ ! -f "$src/.git" ] || [ "$(git -C "$src" rev-parse HEAD)" != "$rev" ] ||
+    ! git -C "$src" diff --quiet HEAD -- . ':!bench/src/bin/gate.rs'; then
+    git -C "$root" worktree remove --force "$src" >/dev/null 2>&1 || rm -rf "$src"
+    git -C "$root" worktree prune
+    git -C "$root" worktree add --detach "$src" "$rev" >/dev/null 2>&1
+fi
+cmp -s "$root/bench/src/bin/gate.rs" "$src/bench/src/bin/gate.rs" ||
+    cp "$root/bench/src/bin/gate.rs" "$src/bench/src/bin/gate.rs"
 
 echo "regression gate: working tree vs baseline ${rev:0:12} ($(uptime | sed 's/.*load/load/'))"
 for side in current baseline; do
-    dir="$root"; [ "$side" = baseline ] && dir="$work/baseline"
-    # The baseline shares the main target directory's dependency builds where it can.
+    dir="$root"; [ "$side" = baseline ] && dir="$src"
     (cd "$dir" && CARGO_TARGET_DIR="$root/target/gate-$side" \
         cargo build --release --quiet -p recur-bench --bin gate)
 done
@@ -63,10 +68,11 @@ done
 
 # matrixmultiply reads its thread count once per process: one thread, like recur here.
 export MATMUL_NUM_THREADS=1 RAYON_NUM_THREADS=1
+pairs="${GATE_PAIRS:-21}"
 ratio_check() { # prints "name base cur change verdict" per ratio; returns 1 if any is > +10%
     # One after the other (never concurrently: they would compete for the cores).
-    "$gate_baseline" ratios >"$work/ratios.baseline"
-    "$gate_current" ratios >"$work/ratios.current"
+    "$gate_baseline" ratios --pairs "$pairs" >"$work/ratios.baseline"
+    "$gate_current" ratios --pairs "$pairs" >"$work/ratios.current"
     paste "$work/ratios.baseline" "$work/ratios.current" | while IFS=$'\t' read -r b c; do
         name=$(sed -nE 's/.*"ratio":"([^"]+)".*/\1/p' <<<"$c")
         rb=$(sed -nE 's/.*"median":([0-9.]+).*/\1/p' <<<"$b")

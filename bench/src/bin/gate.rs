@@ -14,9 +14,9 @@
 //!
 //! **Ratios.** `gate ratios` times recur against references that do not change with recur's code —
 //! SGEMM against matrixmultiply, the fused LSTM layer against the plain reference LSTM — in
-//! interleaved pairs (one of each per pair) on one thread, and prints the median of the per-pair
-//! ratios recur/reference. Both sides see the same machine noise, so the ratio is far steadier than
-//! either time.
+//! interleaved pairs on one thread (a pair: five calls of each, alternating; each side keeps its
+//! fastest call) and prints the median of the per-pair ratios recur/reference. Both sides see the
+//! same machine noise, so the ratio is far steadier than either time.
 //!
 //! The workloads use only long-standing public APIs, so the script can copy this file into an
 //! older checkout and measure a baseline commit with the same code.
@@ -184,23 +184,32 @@ fn workload(name: &str) -> Box<dyn FnMut()> {
     }
 }
 
-/// Calls per timed sample: a sample then lasts a few milliseconds, longer than a scheduler tick's
-/// worth of jitter.
-const CALLS_PER_SAMPLE: usize = 8;
+/// Timed calls per side in one pair: each side's time in the pair is the fastest of these.
+///
+/// One call lasts well under a scheduler time slice, so on a loaded machine most calls run
+/// undisturbed and the fastest of a few is a clean time; a mean or a long multi-call sample would
+/// instead absorb whatever preemption happened to fall inside it.
+const CALLS_PER_PAIR: usize = 5;
 
-/// Median of the per-pair ratios `time(recur) / time(reference)` over `pairs` interleaved pairs.
+/// Median over `pairs` pairs of `min time(recur) / min time(reference)`, the calls of a pair
+/// alternating recur, reference, recur, … so both sides see the same moment of machine load.
 fn ratio(pairs: usize, recur: &mut dyn FnMut(), reference: &mut dyn FnMut()) -> f64 {
     recur();
     reference();
     let timed = |f: &mut dyn FnMut()| {
         let t = Instant::now();
-        for _ in 0..CALLS_PER_SAMPLE {
-            f();
-        }
+        f();
         t.elapsed().as_secs_f64()
     };
     let mut ratios: Vec<f64> = (0..pairs)
-        .map(|_| timed(recur) / timed(reference))
+        .map(|_| {
+            let (mut best_recur, mut best_reference) = (f64::INFINITY, f64::INFINITY);
+            for _ in 0..CALLS_PER_PAIR {
+                best_recur = best_recur.min(timed(recur));
+                best_reference = best_reference.min(timed(reference));
+            }
+            best_recur / best_reference
+        })
         .collect();
     ratios.sort_by(f64::total_cmp);
     ratios[ratios.len() / 2]
