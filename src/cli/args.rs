@@ -34,6 +34,8 @@ pub enum Command {
     Eval(EvalArgs),
     /// Print the instruction-set path the kernels use on this CPU.
     Isa,
+    /// Forecast a generated signal (noisy sines, AR(2)) with an RNN against simple baselines.
+    Forecast(Box<super::forecast::ForecastArgs>),
 }
 
 /// Character or word model.

@@ -9,6 +9,7 @@
 pub mod args;
 pub mod commands;
 pub mod config;
+mod forecast;
 mod run;
 
 use std::ffi::OsString;
@@ -60,6 +61,7 @@ pub fn main_with_args(argv: impl IntoIterator<Item = OsString>) -> i32 {
             config::GenerateConfig::from_args(&a).and_then(commands::generate_command)
         }
         Command::Eval(a) => config::EvalConfig::from_args(&a).and_then(commands::eval_command),
+        Command::Forecast(a) => forecast::forecast_command(&a),
         Command::Isa => {
             println!("{}", recur::kernels::Isa::active());
             Ok(())
