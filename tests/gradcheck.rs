@@ -325,11 +325,12 @@ fn worst_error(problem: &Problem, analytic: &[(String, Vec<f64>)]) -> ((f64, Str
     (worst, checked)
 }
 
-const KINDS: [CellKind; 4] = [
+const KINDS: [CellKind; 5] = [
     CellKind::Rnn(RnnActivation::Tanh),
     CellKind::Rnn(RnnActivation::Relu),
     CellKind::Lstm,
     CellKind::Gru,
+    CellKind::GruResetBefore,
 ];
 
 #[test]

@@ -1,8 +1,9 @@
 //! Golden tests against Keras 3: recur loads the weights of `SimpleRNN` (tanh, relu without bias),
-//! `LSTM`, stacked `GRU(reset_after=True)`, `Bidirectional` GRU/LSTM wrappers, and an `Embedding` → `LSTM` → `Dense` model, exported
-//! to safetensors by `scripts/interop/keras_fixtures.py`, and must reproduce Keras' outputs (at
-//! every valid step of masked, ragged batches) and final states on every ISA path of the host.
-//! A `GRU(reset_after=False)` must be refused with a typed error.
+//! `LSTM`, stacked `GRU(reset_after=True)`, `GRU(reset_after=False)` (recur's reset-before cell;
+//! one layer from an initial state, and two stacked `Bidirectional` wrappers), `Bidirectional`
+//! GRU/LSTM wrappers, and an `Embedding` → `LSTM` → `Dense` model, exported to safetensors by
+//! `scripts/interop/keras_fixtures.py`, and must reproduce Keras' outputs (at every valid step of
+//! masked, ragged batches) and final states on every ISA path of the host.
 //!
 //! Keras computed the fixtures in float64 from f32 weights; the bar is
 //! `|recur − keras| ≤ 1e-5 + 1e-5·|keras|`.
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 
 use recur::engine::interop::keras::{self, GruReset, KerasRnnSpec};
 use recur::engine::interop::{
-    Bias, InteropError, StateDict, batch_first_to_time_major, time_major_to_batch_first,
+    Bias, StateDict, batch_first_to_time_major, time_major_to_batch_first,
 };
 use recur::engine::rnn::{RnnConfig, RnnState, SeqBatch};
 use recur::kernels::{CellKind, Isa, Par, RnnActivation};
@@ -59,6 +60,18 @@ fn hosts_isas(name: &str) -> Vec<Isa> {
 /// Stacked layers `layers` (Bidirectional wrappers if `directions` is 2) over the masked batch
 /// of fixture `name`.
 fn check_stack(name: &str, cell: CellKind, layers: &[&str], directions: usize, bias: Bias) {
+    check_stack_with(name, cell, GruReset::After, layers, directions, bias);
+}
+
+/// [`check_stack`] with Keras' `reset_after` for a GRU.
+fn check_stack_with(
+    name: &str,
+    cell: CellKind,
+    gru_reset: GruReset,
+    layers: &[&str],
+    directions: usize,
+    bias: Bias,
+) {
     let states = layers.len() * directions;
     let width = directions * H;
     for isa in hosts_isas(name) {
@@ -85,9 +98,14 @@ fn check_stack(name: &str, cell: CellKind, layers: &[&str], directions: usize, b
             .with_num_layers(layers.len())
             .with_bidirectional(directions == 2)
             .with_isa(isa);
-        let spec = KerasRnnSpec::new(config).with_bias(bias);
+        let spec = KerasRnnSpec::new(config)
+            .with_bias(bias)
+            .with_gru_reset(gru_reset);
         let rnn = keras::load_rnn(&mut file, layers, &spec).unwrap();
         file.finish().unwrap();
+        if gru_reset == GruReset::Before {
+            assert_eq!(rnn.config().cell, CellKind::GruResetBefore);
+        }
 
         let x = batch_first_to_time_major(&x, B, T, I);
         let forward = rnn
@@ -198,17 +216,34 @@ fn a_bidirectional_wrapper_missing_a_direction_is_named() {
 }
 
 #[test]
-fn gru_reset_before_is_refused_with_a_reason() {
+fn gru_reset_before_masked_from_an_initial_state() {
+    check_stack_with(
+        "gru_reset_before",
+        CellKind::Gru,
+        GruReset::Before,
+        &["gru_before"],
+        1,
+        Bias::Present,
+    );
+}
+
+#[test]
+fn gru_reset_before_two_stacked_bidirectional_wrappers_masked() {
+    // A config naming the cell itself needs no reset_after flag.
+    check_stack(
+        "gru_reset_before_bidirectional",
+        CellKind::GruResetBefore,
+        &["bigru_rb_0", "bigru_rb_1"],
+        2,
+        Bias::Present,
+    );
+}
+
+#[test]
+fn gru_reset_before_weights_are_refused_as_reset_after() {
+    // Loaded as if it were reset_after=True, its (3H) bias gives away what it is.
     let mut file = open("gru_reset_before");
     let config = RnnConfig::new(CellKind::Gru, I, H);
-    let spec = KerasRnnSpec::new(config.clone()).with_gru_reset(GruReset::Before);
-    let err = keras::load_rnn(&mut file, &["gru_before"], &spec).unwrap_err();
-    assert!(
-        matches!(&err, InteropError::Unsupported { layer, .. } if layer == "gru_before"),
-        "{err}"
-    );
-    assert!(err.to_string().contains("reset_after=False"), "{err}");
-    // Loaded as if it were reset_after=True, its (3H) bias gives away what it is.
     let err = keras::load_rnn(&mut file, &["gru_before"], &KerasRnnSpec::new(config)).unwrap_err();
     assert!(
         err.to_string()

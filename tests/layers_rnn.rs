@@ -9,9 +9,10 @@ use recur_engine::kernels::{CellKind, Isa, Par, RnnActivation};
 use recur_engine::reference::{RefNetwork, RefState};
 use recur_engine::rnn::{Mode, Rnn, RnnConfig, RnnError, RnnState, SeqBatch};
 
-const KINDS: [CellKind; 4] = [
+const KINDS: [CellKind; 5] = [
     CellKind::Lstm,
     CellKind::Gru,
+    CellKind::GruResetBefore,
     CellKind::Rnn(RnnActivation::Tanh),
     CellKind::Rnn(RnnActivation::Relu),
 ];
@@ -63,7 +64,7 @@ struct Case {
 
 fn case() -> impl Strategy<Value = Case> {
     (
-        0..4usize,
+        0..KINDS.len(),
         1..6usize,
         1..7usize,
         1..21usize,

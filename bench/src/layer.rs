@@ -39,11 +39,12 @@ impl LayerMode {
     }
 }
 
-/// Parses `lstm`, `gru`, `rnn` (= `rnn_tanh`) or `rnn_relu`.
+/// Parses `lstm`, `gru`, `gru_reset_before`, `rnn` (= `rnn_tanh`) or `rnn_relu`.
 pub fn cell_from_name(name: &str) -> Option<CellKind> {
     match name {
         "lstm" => Some(CellKind::Lstm),
         "gru" => Some(CellKind::Gru),
+        "gru_reset_before" => Some(CellKind::GruResetBefore),
         "rnn" | "rnn_tanh" => Some(CellKind::Rnn(RnnActivation::Tanh)),
         "rnn_relu" => Some(CellKind::Rnn(RnnActivation::Relu)),
         _ => None,
@@ -53,7 +54,7 @@ pub fn cell_from_name(name: &str) -> Option<CellKind> {
 /// `rnnbench layer` arguments.
 #[derive(Args, Clone, Debug)]
 pub struct LayerArgs {
-    /// lstm | gru | rnn (tanh) | rnn_relu
+    /// lstm | gru | gru_reset_before | rnn (tanh) | rnn_relu
     #[arg(long, value_parser = parse_cell)]
     pub cell: CellKind,
     /// infer (forward) | train (forward + BPTT with dL/dy = 1)

@@ -283,3 +283,62 @@ fn gru_by_hand() {
     assert_close("d_x", &grads.d_x, &[dx_1, (-15.0 * l - 741.0) / 3200.0]);
     assert_close("d_h0", &grads.d_init.h, &[87115.0 / 12800.0]);
 }
+
+/// GRU with the reset gate before the candidate's matmul (Keras `reset_after=False`), H = I = 1:
+/// `n = tanh(w_in x + b_in + b_hn + w_hn·(r h'))`. `w_hh = (4, 4, 4)`, `b_hh = (0, 0, −1)` (it
+/// sits outside the reset here), `h_0 = 1`, `x = (1, −1)`; `w_ih`, `b_ih` solved for the
+/// pre-activations below. Loss `y_1 + y_2` (dh_final = 0).
+///
+/// Forward:
+/// - step 1 (`h' = 1`): `r = σ(0) = 1/2`, `z = σ(0) = 1/2`, `s = r h' = 1/2`,
+///   `n = tanh(L/2) = 1/2`, `h_1 = (1 − z) n + z h' = 3/4`;
+/// - step 2 (`h' = 3/4`): `r = σ(L) = 3/4`, `z = σ(−L) = 1/4`, `s = 9/16`, `n = tanh(L) = 4/5`,
+///   `h_2 = 3/4·4/5 + 1/4·3/4 = 63/80`.
+///
+/// Backward (`δ_n = dh(1−z)(1−n²)`, `δ_z = dh(h'−n)z(1−z)`, `d_s = w_hn δ_n`,
+/// `δ_r = d_s h' r(1−r)`, `dh' = dh z + d_s r + w_hr δ_r + w_hz δ_z`):
+/// - step 2: `dh = 1`: `δ_n = 3/4·9/25 = 27/100`, `δ_z = (−1/20)·3/16 = −3/320`,
+///   `d_s = 27/25`, `δ_r = 27/25·3/4·3/16 = 243/1600`;
+///   `dh_1 = 1/4 + 81/100 + 243/400 − 3/80 = 163/100`;
+/// - step 1: `dh = 1 + 163/100 = 263/100`: `δ_n = 263/100·1/2·3/4 = 789/800`,
+///   `δ_z = 263/100·1/2·1/4 = 263/800`, `d_s = 789/200`, `δ_r = 789/200·1·1/4 = 789/800`;
+///   `dh_0 = 263/200 + 789/400 + 789/200 + 263/200 = 3419/400`;
+/// - `δ_a = δ_u = δ` for every gate; `dW_ih = δ_1 − δ_2`; `dW_hh` rows r, z: `1·δ_1 + 3/4·δ_2`,
+///   row n: `s_1 δ_n1 + s_2 δ_n2 = 1/2·789/800 + 9/16·27/100`; `db_ih = db_hh = δ_1 + δ_2`;
+///   `dx_t = w_ih·δ_t`.
+#[test]
+fn gru_reset_before_by_hand() {
+    let l = ln3();
+    let mut cell = RefCell::<f64>::zeros(CellKind::GruResetBefore, 1, 1);
+    cell.w_ih = vec![(-1.0 - l) / 2.0, (l - 1.0) / 2.0, -l / 4.0 + 1.0 / 8.0];
+    cell.w_hh = vec![4.0, 4.0, 4.0];
+    cell.b_ih = vec![(l - 7.0) / 2.0, (-l - 7.0) / 2.0, 3.0 * l / 4.0 - 9.0 / 8.0];
+    cell.b_hh = vec![0.0, 0.0, -1.0];
+    let init = RefState {
+        h: vec![1.0],
+        c: None,
+    };
+    let zero = RefState {
+        h: vec![0.0],
+        c: None,
+    };
+    let (fwd, grads) = run(&cell, &[1.0, -1.0], init, zero);
+
+    assert_close("y", &fwd.y, &[0.75, 63.0 / 80.0]);
+    assert_close("h_final", &fwd.final_state.h, &[63.0 / 80.0]);
+    assert_close("r⊙h' cache", &fwd.gru_hn, &[0.5, 9.0 / 16.0]);
+
+    let delta_1 = [789.0 / 800.0, 263.0 / 800.0, 789.0 / 800.0];
+    let delta_2 = [243.0 / 1600.0, -3.0 / 320.0, 27.0 / 100.0];
+    let combine =
+        |p: f64, q: f64| -> Vec<f64> { (0..3).map(|k| p * delta_1[k] + q * delta_2[k]).collect() };
+    assert_close("d_w_ih", &grads.d_w_ih, &combine(1.0, -1.0));
+    let mut d_w_hh = combine(1.0, 0.75);
+    d_w_hh[2] = 0.5 * 789.0 / 800.0 + 9.0 / 16.0 * 27.0 / 100.0;
+    assert_close("d_w_hh", &grads.d_w_hh, &d_w_hh);
+    assert_close("d_b_ih", &grads.d_b_ih, &combine(1.0, 1.0));
+    assert_close("d_b_hh", &grads.d_b_hh, &combine(1.0, 1.0));
+    let dx = |delta: &[f64; 3]| -> f64 { (0..3).map(|k| cell.w_ih[k] * delta[k]).sum() };
+    assert_close("d_x", &grads.d_x, &[dx(&delta_1), dx(&delta_2)]);
+    assert_close("d_h0", &grads.d_init.h, &[3419.0 / 400.0]);
+}

@@ -73,15 +73,17 @@ def mask():
     return np.array([[t < n for t in range(T)] for n in LENGTHS])
 
 
-def stacked_case(name, make_layers, rng, initial=None):
-    """Stacked recurrent layers over a masked batch; returns the tensors to save."""
+def stacked_case(name, make_layers, rng, initial=None, built=False):
+    """Stacked recurrent layers over a masked batch; returns the tensors to save. With `built`,
+    the layers already hold their weights (no build, no draw from `rng`)."""
     x = rng.standard_normal((B, T, I)).astype(np.float32)
     m = mask()
     tensors = {"golden.input": x, "golden.lengths": np.array(LENGTHS, dtype=np.float32)}
     h = x.astype(np.float64)
     for k, layer in enumerate(make_layers()):
-        layer.build((B, T, h.shape[-1]))
-        randomize(layer, rng)
+        if not built:
+            layer.build((B, T, h.shape[-1]))
+            randomize(layer, rng)
         state_in = None
         if k == 0 and initial is not None:
             state_in = [s.astype(np.float64) for s in initial]
@@ -134,11 +136,23 @@ def main():
     cases["lstm_bidirectional"] = stacked_case("lstm_bidirectional", lambda: [
         keras.layers.Bidirectional(keras.layers.LSTM(H, **seq), name="bilstm"),
     ], rng)
-    # reset_after=False: a (3H) bias and a different cell, which recur must refuse.
+    # reset_after=False: a (3H) bias and the reset gate before the recurrent matmul (recur's
+    # GruResetBefore cell). Its weights are drawn here, in the stream the later cases follow;
+    # its input, initial state and the bidirectional case below come from a second generator so
+    # that the fixtures made before these cases existed stay as they were.
     before = keras.layers.GRU(H, reset_after=False, name="gru_before", **seq)
     before.build((B, T, I))
     randomize(before, rng)
-    cases["gru_reset_before"] = export(before)
+    rng_before = np.random.default_rng(2025)
+    h0_before = (0.5 * rng_before.standard_normal((B, H))).astype(np.float32)
+    before_case = stacked_case("gru_reset_before", lambda: [before], rng_before,
+                               initial=[h0_before], built=True)
+    before_case["golden.h0"] = h0_before
+    cases["gru_reset_before"] = before_case
+    cases["gru_reset_before_bidirectional"] = stacked_case("gru_reset_before_bidirectional", lambda: [
+        keras.layers.Bidirectional(keras.layers.GRU(H, reset_after=False, **seq), name="bigru_rb_0"),
+        keras.layers.Bidirectional(keras.layers.GRU(H, reset_after=False, **seq), name="bigru_rb_1"),
+    ], rng_before)
 
     # Embedding -> LSTM -> Dense on token ids, every step (no mask).
     vocab, dim, classes = 7, 3, 5

@@ -11,15 +11,16 @@
 //! | `recurrent_kernel` | (H, G·H) | `weight_hh = recurrent_kernelᵀ` (G·H, H) |
 //! | `bias` (SimpleRNN, LSTM) | (G·H) | `bias_ih`; `bias_hh = 0` |
 //! | `bias` (GRU, `reset_after=True`) | (2, 3H) | row 0 → `bias_ih`, row 1 → `bias_hh` |
+//! | `bias` (GRU, `reset_after=False`) | (3H) | `bias_ih`; `bias_hh = 0` |
 //! | `Dense.kernel` | (I, O) | `weight = kernelᵀ` (O, I) |
 //! | `Embedding.embeddings` | (V, D) | `weight` (V, D) |
 //!
 //! Gate blocks: Keras' LSTM is `i, f, c, o` — PyTorch's `i, f, g, o`, no permutation. Keras' GRU
 //! is `z, r, h`; PyTorch's is `r, z, n`, so the first two blocks swap. With `reset_after=True`
 //! (the Keras 3 default) Keras computes `h̃ = tanh(x·W_h + b_in + r ⊙ (h·U_h + b_hn))` — the
-//! linear-before-reset GRU of PyTorch and cuDNN, which is recur's cell. With `reset_after=False`
-//! it computes `tanh(x·W_h + (r ⊙ h)·U_h + b_h)`, a different cell that recur does not have:
-//! such a layer is refused with [`InteropError::Unsupported`].
+//! linear-before-reset GRU of PyTorch and cuDNN, recur's [`CellKind::Gru`]. With
+//! `reset_after=False` it computes `tanh(x·W_h + b_h + (r ⊙ h)·U_h)`, a different cell:
+//! recur's [`CellKind::GruResetBefore`], which such a layer loads into.
 //!
 //! Only the default activations map (`tanh` and `sigmoid` for LSTM/GRU; `tanh` or `relu` for
 //! SimpleRNN, given by the cell): Keras stores activations in the model config, not the weights,
@@ -41,7 +42,8 @@ pub enum GruReset {
     /// `reset_after=True` (the default): after the recurrent matmul — recur's (and PyTorch's) GRU.
     #[default]
     After,
-    /// `reset_after=False`: on `h` before the matmul — not supported (a different cell).
+    /// `reset_after=False`: on `h` before the matmul — loads into a
+    /// [`CellKind::GruResetBefore`] network.
     Before,
 }
 
@@ -54,7 +56,9 @@ pub struct KerasRnnSpec {
     pub config: RnnConfig,
     /// `use_bias` (default true).
     pub bias: Bias,
-    /// GRU only: `reset_after`.
+    /// `reset_after` of a `CellKind::Gru` config: with [`GruReset::Before`] the layers load into
+    /// a [`CellKind::GruResetBefore`] network (a config that already names that cell needs no
+    /// flag). Ignored for the other cells.
     pub gru_reset: GruReset,
 }
 
@@ -91,8 +95,10 @@ const GRU_KERAS_TO_TORCH: [usize; 3] = [1, 0, 2];
 /// `merge_mode="concat"`, which is PyTorch's `[forward, reverse]` order) whose two layers are
 /// exported as `{layer}.forward.*` and `{layer}.backward.*`.
 ///
+/// A GRU with `spec.gru_reset == GruReset::Before` (Keras `reset_after=False`), or a config
+/// naming [`CellKind::GruResetBefore`], expects a `(3H)` bias and gives a network of that cell.
+///
 /// # Errors
-/// [`InteropError::Unsupported`] for `GRU(reset_after=False)`;
 /// [`InteropError::CannotInfer`] if `layers.len()` is not `config.num_layers`;
 /// [`InteropError::Mismatch`] listing every missing, wrongly shaped or unexpected tensor.
 pub fn load_rnn(
@@ -100,21 +106,12 @@ pub fn load_rnn(
     layers: &[&str],
     spec: &KerasRnnSpec,
 ) -> Result<Rnn, InteropError> {
-    let config = &spec.config;
+    let mut config = spec.config.clone();
     config.validate()?;
-    let first = layers.first().copied().unwrap_or("");
-    let unsupported = |reason: &str| InteropError::Unsupported {
-        path: file.path().to_path_buf(),
-        layer: first.to_string(),
-        reason: reason.to_string(),
-    };
     if config.cell == CellKind::Gru && spec.gru_reset == GruReset::Before {
-        return Err(unsupported(
-            "Keras GRU(reset_after=False) applies the reset gate before the recurrent matmul, \
-             (r ⊙ h)·U_h; recur's GRU is linear-before-reset (reset_after=True, as PyTorch and \
-             cuDNN), so this layer cannot be loaded exactly — re-train it with reset_after=True",
-        ));
+        config.cell = CellKind::GruResetBefore;
     }
+    let config = &config;
     if layers.len() != config.num_layers {
         return Err(InteropError::CannotInfer {
             path: file.path().to_path_buf(),
@@ -127,7 +124,9 @@ pub fn load_rnn(
         });
     }
     let (g, h, d) = (config.cell.gates(), config.hidden_size, config.directions());
-    let gru = config.cell == CellKind::Gru;
+    let gru = config.cell.is_gru();
+    // Keras' reset_after=True GRU has two bias rows (input, recurrent); every other layer one.
+    let two_biases = config.cell == CellKind::Gru;
     // One unit per (layer, direction): its index in `RnnParams::directions`, its prefix, I_k.
     let mut units: Vec<(usize, String, usize)> = Vec::with_capacity(layers.len() * d);
     for (k, layer) in layers.iter().enumerate() {
@@ -148,7 +147,11 @@ pub fn load_rnn(
                 (format!("{prefix}recurrent_kernel"), vec![h, g * h]),
             ];
             if spec.bias == Bias::Present {
-                let shape = if gru { vec![2, g * h] } else { vec![g * h] };
+                let shape = if two_biases {
+                    vec![2, g * h]
+                } else {
+                    vec![g * h]
+                };
                 names.push((format!("{prefix}bias"), shape));
             }
             names
@@ -186,9 +189,11 @@ pub fn load_rnn(
         p.weight_ih = transpose_gates(&kernel, *input, g, h, gru);
         p.weight_hh = transpose_gates(&recurrent, h, g, h, gru);
         if let Some(bias) = values.next() {
-            if gru {
+            if two_biases {
                 p.bias_ih = permute_gru_blocks(&bias[..g * h], h);
                 p.bias_hh = permute_gru_blocks(&bias[g * h..], h);
+            } else if gru {
+                p.bias_ih = permute_gru_blocks(&bias, h);
             } else {
                 p.bias_ih = bias;
             }
@@ -330,29 +335,35 @@ mod tests {
     }
 
     #[test]
-    fn reset_before_and_bad_biases_are_refused_by_name() {
+    fn reset_before_loads_its_single_bias_and_bad_biases_are_named() {
+        // I = 1, H = 1: kernel columns are the Keras blocks z, r, h = 1, 2, 3; one (3H) bias.
         let mut store = TensorStore::new();
-        store.insert("gru.kernel".into(), Tensor::new(vec![2, 6], vec![0.0; 12]));
+        store.insert(
+            "gru.kernel".into(),
+            Tensor::new(vec![1, 3], vec![1.0, 2.0, 3.0]),
+        );
         store.insert(
             "gru.recurrent_kernel".into(),
-            Tensor::new(vec![2, 6], vec![0.0; 12]),
+            Tensor::new(vec![1, 3], vec![4.0, 5.0, 6.0]),
         );
-        store.insert("gru.bias".into(), Tensor::new(vec![6], vec![0.0; 6]));
-        let mut file = StateDict::from_store("mem", store);
-        let config = RnnConfig::new(CellKind::Gru, 2, 2);
-        let before = KerasRnnSpec::new(config.clone()).with_gru_reset(GruReset::Before);
-        let err = load_rnn(&mut file, &["gru"], &before).unwrap_err();
-        assert!(
-            matches!(&err, InteropError::Unsupported { .. })
-                && err.to_string().contains("reset_after=False"),
-            "{err}"
-        );
+        store.insert("gru.bias".into(), Tensor::new(vec![3], vec![7.0, 8.0, 9.0]));
+        let config = RnnConfig::new(CellKind::Gru, 1, 1);
         // A (3H) bias is what reset_after=False saves: a shape mismatch for reset_after=True.
-        let err = load_rnn(&mut file, &["gru"], &KerasRnnSpec::new(config)).unwrap_err();
+        let mut file = StateDict::from_store("mem", store);
+        let err = load_rnn(&mut file, &["gru"], &KerasRnnSpec::new(config.clone())).unwrap_err();
         assert!(
             err.to_string()
-                .contains("\"gru.bias\" has shape [6], expected [2, 6]"),
+                .contains("\"gru.bias\" has shape [3], expected [2, 3]"),
             "{err}"
         );
+        let before = KerasRnnSpec::new(config).with_gru_reset(GruReset::Before);
+        let rnn = load_rnn(&mut file, &["gru"], &before).unwrap();
+        file.finish().unwrap();
+        assert_eq!(rnn.config().cell, CellKind::GruResetBefore);
+        let p = &rnn.params().directions[0];
+        assert_eq!(p.weight_ih, vec![2.0, 1.0, 3.0]); // r, z, n
+        assert_eq!(p.weight_hh, vec![5.0, 4.0, 6.0]);
+        assert_eq!(p.bias_ih, vec![8.0, 7.0, 9.0]);
+        assert_eq!(p.bias_hh, vec![0.0; 3]);
     }
 }

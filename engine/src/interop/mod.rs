@@ -237,7 +237,7 @@ pub enum InteropError {
         /// Every missing, unexpected or wrongly shaped tensor, in name order.
         mismatches: Vec<Mismatch>,
     },
-    /// A layer recur cannot represent exactly (e.g. Keras `GRU(reset_after=False)`).
+    /// A layer recur cannot represent exactly (e.g. a PyTorch LSTM with `proj_size > 0`).
     #[error("{path}: {layer}: {reason}")]
     Unsupported {
         /// The file.

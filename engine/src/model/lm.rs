@@ -51,6 +51,7 @@ impl LmConfig {
             "rnn_relu" => CellKind::Rnn(Relu),
             "lstm" => CellKind::Lstm,
             "gru" => CellKind::Gru,
+            "gru_reset_before" => CellKind::GruResetBefore,
             other => {
                 return Err(LmError::UnknownCell(other.to_string()));
             }

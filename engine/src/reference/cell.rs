@@ -10,6 +10,7 @@
 //! | RNN | `h = act(a + u)` | `h` |
 //! | LSTM | `i,f,o = σ(a+u)`, `g = tanh(a+u)`; `c = f⊙c' + i⊙g`; `h = o⊙tanh(c)` | `i, f, g, o`, and `c` |
 //! | GRU | `r,z = σ(a+u)`; `n = tanh(a_n + r⊙u_n)`; `h = (1−z)⊙n + z⊙h'` | `r, z, n`, and `u_n` |
+//! | GRU reset-before | `r,z = σ(a+u)`; `n = tanh(a_n + W_hn (r⊙h') + b_hn)`; `h` as GRU | `r, z, n`, and `r⊙h'` |
 //!
 //! Backward, for one step with incoming `dh = ∂L/∂h_t` (and `dc = ∂L/∂c_t` for LSTM). Writing `δ`
 //! for the gradient of the loss w.r.t. a pre-activation, the weight gradients are always
@@ -23,6 +24,10 @@
 //! - GRU: `δ_n = dh⊙(1−z)⊙(1−n²)`, `δ_z = dh⊙(h'−n)⊙z(1−z)`, `δ_r = δ_n⊙u_n⊙r(1−r)`;
 //!   `δ_a = [δ_r, δ_z, δ_n]`, `δ_u = [δ_r, δ_z, δ_n⊙r]` (the reset gate sits between `u_n` and the
 //!   sum); the direct path adds `dh ⊙ z` to `dh'`.
+//! - GRU reset-before (Keras `reset_after=False`): `u_n = W_hn (r⊙h') + b_hn` reads `r⊙h'`, not
+//!   `h'`. With `δ_n`, `δ_z` as for GRU, `d(r⊙h') = W_hnᵀ δ_n` and `δ_r = d(r⊙h') ⊙ h' ⊙ r(1−r)`;
+//!   `δ_a = δ_u = [δ_r, δ_z, δ_n]`; `dW_hh` rows `r, z` get `δ_{r,z} h'ᵀ` but rows `n` get
+//!   `δ_n (r⊙h')ᵀ`; `dh' = W_h{r,z}ᵀ δ_{r,z} + d(r⊙h') ⊙ r + dh ⊙ z`.
 //!
 //! These agree with PyTorch's `_thnn_differentiable_lstm_cell_backward` /
 //! `_thnn_differentiable_gru_cell_backward` (aten/src/ATen/native/RNN.cpp) and are checked by
@@ -238,7 +243,8 @@ impl<T: Real> RefCell<T> {
     /// Forward one step of one batch row.
     ///
     /// Reads `x` (I), `h_prev` (H), `c_prev` (H, LSTM); writes `gates` (G·H, the activations
-    /// of the table above), `gru_hn` (H, GRU: `u_n = W_hn h' + b_hn`; untouched otherwise),
+    /// of the table above), `gru_hn` (H, GRU: `u_n = W_hn h' + b_hn`; GRU reset-before: `r⊙h'`;
+    /// untouched otherwise),
     /// `h` (H) and `c` (H, LSTM).
     pub(crate) fn forward_row(
         &self,
@@ -255,7 +261,12 @@ impl<T: Real> RefCell<T> {
         let mut a = self.b_ih.clone();
         let mut u = self.b_hh.clone();
         matvec_acc(&mut a, &self.w_ih, x);
-        matvec_acc(&mut u, &self.w_hh, h_prev);
+        if self.kind == CellKind::GruResetBefore {
+            // only the r, z rows read h'; the n rows read r⊙h', which needs r first
+            matvec_acc(&mut u[..2 * hid], &self.w_hh[..2 * hid * hid], h_prev);
+        } else {
+            matvec_acc(&mut u, &self.w_hh, h_prev);
+        }
         match self.kind {
             CellKind::Rnn(activation) => {
                 for j in 0..hid {
@@ -292,6 +303,22 @@ impl<T: Real> RefCell<T> {
                     gru_hn[j] = u[2 * hid + j];
                 }
             }
+            CellKind::GruResetBefore => {
+                for j in 0..hid {
+                    let r = sigmoid(a[j] + u[j]);
+                    gates[j] = r;
+                    gates[hid + j] = sigmoid(a[hid + j] + u[hid + j]);
+                    gru_hn[j] = r * h_prev[j];
+                }
+                // u_n = W_hn (r⊙h') + b_hn
+                matvec_acc(&mut u[2 * hid..], &self.w_hh[2 * hid * hid..], gru_hn);
+                for j in 0..hid {
+                    let z = gates[hid + j];
+                    let n = (a[2 * hid + j] + u[2 * hid + j]).tanh();
+                    h[j] = (T::ONE - z) * n + z * h_prev[j];
+                    gates[2 * hid + j] = n;
+                }
+            }
         }
     }
 
@@ -310,6 +337,9 @@ impl<T: Real> RefCell<T> {
         dh_prev: &mut [T],
         dc_prev: Option<&mut [T]>,
     ) {
+        if self.kind == CellKind::GruResetBefore {
+            return self.backward_row_reset_before(row, dh, grads, dx, dh_prev);
+        }
         let hid = self.hidden;
         let rows = self.gate_rows();
         // δ_a and δ_u: gradients w.r.t. the pre-activations a = W_ih x + b_ih, u = W_hh h' + b_hh
@@ -364,6 +394,7 @@ impl<T: Real> RefCell<T> {
                     dh_prev[j] = dh[j] * z;
                 }
             }
+            CellKind::GruResetBefore => unreachable!("handled by backward_row_reset_before"),
         }
         // dW_ih += δ_a xᵀ, db_ih += δ_a, dW_hh += δ_u h'ᵀ, db_hh += δ_u
         outer_acc(grads.d_w_ih, &delta_a, row.x);
@@ -373,6 +404,43 @@ impl<T: Real> RefCell<T> {
         // dx += W_ihᵀ δ_a, dh' += W_hhᵀ δ_u
         matvec_transposed_acc(dx, &self.w_ih, &delta_a);
         matvec_transposed_acc(dh_prev, &self.w_hh, &delta_u);
+    }
+
+    /// [`RefCell::backward_row`] of the reset-before GRU, whose `n` rows of `W_hh` read `r⊙h'`
+    /// (`row.gru_hn`) instead of `h'` (formulas in the module doc).
+    fn backward_row_reset_before(
+        &self,
+        row: RowCache<'_, T>,
+        dh: &[T],
+        grads: &mut CellGrads<'_, T>,
+        dx: &mut [T],
+        dh_prev: &mut [T],
+    ) {
+        let hid = self.hidden;
+        let (rz, gates) = (2 * hid, row.gates);
+        // δ = δ_a = δ_u, (3H): the gradient w.r.t. both pre-activations of every gate
+        let mut delta = vec![T::ZERO; 3 * hid];
+        for j in 0..hid {
+            let (z, n) = (gates[hid + j], gates[2 * hid + j]);
+            delta[hid + j] = dh[j] * (row.h_prev[j] - n) * z * (T::ONE - z);
+            delta[2 * hid + j] = dh[j] * (T::ONE - z) * (T::ONE - n * n);
+        }
+        // d(r⊙h') = W_hnᵀ δ_n, (H)
+        let mut d_rh = vec![T::ZERO; hid];
+        matvec_transposed_acc(&mut d_rh, &self.w_hh[rz * hid..], &delta[rz..]);
+        for j in 0..hid {
+            let r = gates[j];
+            delta[j] = d_rh[j] * row.h_prev[j] * r * (T::ONE - r);
+            // the direct path and the path through r⊙h'
+            dh_prev[j] = dh[j] * gates[hid + j] + d_rh[j] * r;
+        }
+        outer_acc(grads.d_w_ih, &delta, row.x);
+        outer_acc(&mut grads.d_w_hh[..rz * hid], &delta[..rz], row.h_prev);
+        outer_acc(&mut grads.d_w_hh[rz * hid..], &delta[rz..], row.gru_hn);
+        add_acc(grads.d_b_ih, &delta);
+        add_acc(grads.d_b_hh, &delta);
+        matvec_transposed_acc(dx, &self.w_ih, &delta);
+        matvec_transposed_acc(dh_prev, &self.w_hh[..rz * hid], &delta[..rz]);
     }
 }
 
@@ -389,7 +457,7 @@ pub(crate) struct RowCache<'a, T> {
     pub c: Option<&'a [T]>,
     /// (G·H) gate activations
     pub gates: &'a [T],
-    /// (H) GRU only: `W_hn h' + b_hn`; empty otherwise
+    /// (H) GRU only: `W_hn h' + b_hn` (reset-before: `r⊙h'`); empty otherwise
     pub gru_hn: &'a [T],
 }
 

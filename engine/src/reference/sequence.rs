@@ -54,7 +54,7 @@ pub struct RefSequence<T> {
     pub c: Vec<T>,
     /// (T, B, G·H): gate activations (RNN h; LSTM i,f,g,o; GRU r,z,n)
     pub gates: Vec<T>,
-    /// (T, B, H), GRU only (else empty): `W_hn h_{t−1} + b_hn`
+    /// (T, B, H), GRU only (else empty): `W_hn h_{t−1} + b_hn` (reset-before: `r⊙h_{t−1}`)
     pub gru_hn: Vec<T>,
 }
 
@@ -132,7 +132,7 @@ pub fn sequence_forward<T: Real>(
         x.len()
     );
     let lstm = cell.kind.has_cell_state();
-    let gru = cell.kind == recur_kernels::CellKind::Gru;
+    let gru = cell.kind.is_gru();
     let per_step = |width: usize, wanted: bool| {
         if wanted {
             vec![T::ZERO; steps * batch * width]
@@ -219,7 +219,7 @@ pub fn sequence_backward<T: Real>(
     );
     d_final.check_shape(cell, batch, "d_final");
     let lstm = cell.kind.has_cell_state();
-    let gru = cell.kind == recur_kernels::CellKind::Gru;
+    let gru = cell.kind.is_gru();
 
     let mut grads = RefGrads {
         d_w_ih: vec![T::ZERO; rows * inp],

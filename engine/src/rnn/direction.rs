@@ -97,6 +97,8 @@ pub(crate) fn forward_direction(
     let rows_total = plan.steps * plan.batch;
     let lstm = cell == CellKind::Lstm;
     let gru = cell == CellKind::Gru;
+    // Both GRUs keep a (T·B, H) buffer beside the gates: u_n (GRU), r⊙h_{t-1} (reset-before).
+    let keeps_hn = cell.is_gru();
 
     // Hoisted input projection: gates = x·W_ihᵀ + b_ih + b_hh, one GEMM over all T·B rows. GRU's
     // b_hn stays out (it sits inside r⊙(…)); the step kernel adds it.
@@ -129,7 +131,7 @@ pub(crate) fn forward_direction(
         PackedRecurrent::with_isa(isa, cell, h, &params.weight_hh, &params.bias_hh, purpose);
     let mut h_all = vec![0.0f32; rows_total * h];
     let mut c_all = vec![0.0f32; if lstm { rows_total * h } else { 0 }];
-    let mut hn_all = vec![0.0f32; if gru { rows_total * h } else { 0 }];
+    let mut hn_all = vec![0.0f32; if keeps_hn { rows_total * h } else { 0 }];
 
     struct Work<'a> {
         chunk: &'a Chunk,
@@ -144,7 +146,7 @@ pub(crate) fn forward_direction(
         let gates = split_chunks(&mut gates, plan, gh);
         let hs = split_chunks(&mut h_all, plan, h);
         let cs = split_chunks(&mut c_all, plan, if lstm { h } else { 0 });
-        let hns = split_chunks(&mut hn_all, plan, if gru { h } else { 0 });
+        let hns = split_chunks(&mut hn_all, plan, if keeps_hn { h } else { 0 });
         plan.chunks
             .iter()
             .zip(gates)
@@ -196,7 +198,7 @@ pub(crate) fn forward_direction(
                     gates: &mut w.gates[t * rows * gh..][..n * gh],
                     h: &mut h_rest[..n * h],
                     c: c_out,
-                    hn: if gru {
+                    hn: if keeps_hn {
                         Some(&mut w.hn[t * rows * h..][..n * h])
                     } else {
                         None
@@ -241,6 +243,9 @@ pub(crate) fn backward_direction(
     let rows_total = steps * plan.batch;
     let lstm = cell == CellKind::Lstm;
     let gru = cell == CellKind::Gru;
+    let keeps_hn = cell.is_gru();
+    // The reset-before GRU's W_hn rows read r⊙h_{t-1} (kept in `hn`), not h_{t-1}.
+    let reset_before = cell == CellKind::GruResetBefore;
     if !cache.packed.has_backward() {
         cache
             .packed
@@ -263,7 +268,7 @@ pub(crate) fn backward_direction(
         let mut dc_rest = &mut dc[..];
         let mut work = Vec::with_capacity(plan.chunks.len());
         let gates = split_chunks(&mut cache.gates, plan, gh);
-        let hns = split_chunks(&mut cache.hn, plan, if gru { h } else { 0 });
+        let hns = split_chunks(&mut cache.hn, plan, if keeps_hn { h } else { 0 });
         for ((chunk, gates), hn) in plan.chunks.iter().zip(gates).zip(hns) {
             let (dh_c, rest) = std::mem::take(&mut dh_rest).split_at_mut(chunk.rows * h);
             dh_rest = rest;
@@ -300,7 +305,7 @@ pub(crate) fn backward_direction(
                 // Rows past their length take no gradient: zero them so the weight GEMMs over
                 // all T·B rows ignore them.
                 w.gates[(t * rows + n) * gh..(t + 1) * rows * gh].fill(0.0);
-                if gru {
+                if keeps_hn {
                     w.hn[(t * rows + n) * h..(t + 1) * rows * h].fill(0.0);
                 }
                 if n == 0 {
@@ -337,7 +342,7 @@ pub(crate) fn backward_direction(
                         } else {
                             None
                         },
-                        hn: if gru {
+                        hn: if keeps_hn {
                             Some(&mut w.hn[at..][..n * h])
                         } else {
                             None
@@ -404,18 +409,21 @@ pub(crate) fn backward_direction(
             input,
         );
     }
-    // dW_hh = Σ_t δ_u,tᵀ·h_{t-1}, per chunk (h_{-1} = h0 for its first step), chunks in order.
+    // dW_hh = Σ_t δ_u,tᵀ·h_{t-1}, per chunk (h_{-1} = h0 for its first step), chunks in order;
+    // for the reset-before GRU only its r, z rows (its n rows: dW_hn = Σ δ_nᵀ·(r⊙h_{t-1})).
+    let h_rows = if reset_before { 2 * h } else { gh };
     for chunk in &plan.chunks {
         let base = steps * chunk.start;
         let rows = chunk.rows;
-        let first = View::row_major(&gates[base * gh..(base + rows) * gh], rows, gh);
+        let first = View::strided(&gates[base * gh..(base + rows) * gh], rows, h_rows, gh);
         let h0 = View::row_major(chunk_rows(&cache.h0, chunk, h), rows, h);
         gemm(isa, par, 1.0, first.t(), h0, 1.0, &mut grads.weight_hh, h);
         if steps > 1 {
             let later = (steps - 1) * rows;
-            let delta = View::row_major(
+            let delta = View::strided(
                 &gates[(base + rows) * gh..(base + rows + later) * gh],
                 later,
+                h_rows,
                 gh,
             );
             let h_prev = View::row_major(&cache.h[base * h..(base + later) * h], later, h);
@@ -430,6 +438,20 @@ pub(crate) fn backward_direction(
                 h,
             );
         }
+    }
+    if reset_before {
+        let delta_n = View::strided(&gates[2 * h..], rows_total, h, gh);
+        let s = View::row_major(&cache.hn, rows_total, h);
+        gemm(
+            isa,
+            par,
+            1.0,
+            delta_n.t(),
+            s,
+            1.0,
+            &mut grads.weight_hh[2 * h * h..],
+            h,
+        );
     }
     // Bias gradients: column sums in row order (fixed, so deterministic).
     for row in gates.chunks_exact(gh) {

@@ -46,7 +46,7 @@ struct StreamLayer {
     /// LSTM (B, H), else empty.
     c: Vec<f32>,
     c_next: Vec<f32>,
-    /// GRU (B, H), else empty.
+    /// GRU `u_n` or reset-before GRU `r⊙h_{t-1}` (B, H), else empty.
     hn: Vec<f32>,
 }
 
@@ -93,7 +93,7 @@ impl Rnn {
                     h_next: vec![0.0; batch * h],
                     c: vec![0.0; if lstm { batch * h } else { 0 }],
                     c_next: vec![0.0; if lstm { batch * h } else { 0 }],
-                    hn: vec![0.0; if gru { batch * h } else { 0 }],
+                    hn: vec![0.0; if cfg.cell.is_gru() { batch * h } else { 0 }],
                 }
             })
             .collect();
@@ -141,7 +141,7 @@ impl RnnStream {
                 par,
             );
             let lstm = cell == CellKind::Lstm;
-            let gru = cell == CellKind::Gru;
+            let keeps_hn = cell.is_gru();
             forward_step(
                 &layer.recurrent,
                 ForwardStep {
@@ -155,7 +155,11 @@ impl RnnStream {
                     } else {
                         None
                     },
-                    hn: if gru { Some(&mut layer.hn[..]) } else { None },
+                    hn: if keeps_hn {
+                        Some(&mut layer.hn[..])
+                    } else {
+                        None
+                    },
                 },
                 par,
             );

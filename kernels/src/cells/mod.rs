@@ -6,6 +6,7 @@
 //! gate-interleaved panels ([`PackedRecurrent`]) and the fused step kernels ([`forward_step`],
 //! [`backward_step`]). The layout is drawn in `README.md` beside this file.
 
+mod gru_rb;
 mod pack;
 mod step;
 
@@ -32,11 +33,16 @@ pub enum RnnActivation {
 /// - `Lstm`: gates `i, f, g, o`; `c_t = f⊙c_{t-1} + i⊙g`, `h_t = o⊙tanh(c_t)`.
 /// - `Gru` (linear-before-reset): gates `r, z, n`;
 ///   `n = tanh(W_in x + b_in + r⊙(W_hn h + b_hn))`, `h_t = (1−z)⊙n + z⊙h_{t-1}`.
+/// - `GruResetBefore`: the same weights and gates, but the reset gate multiplies `h` before the
+///   recurrent matmul of the candidate, `n = tanh(W_in x + b_in + W_hn (r⊙h) + b_hn)` — Keras'
+///   `GRU(reset_after=False)` and ONNX's `linear_before_reset = 0` (PyTorch and cuDNN have only
+///   `Gru`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CellKind {
     Rnn(RnnActivation),
     Lstm,
     Gru,
+    GruResetBefore,
 }
 
 impl CellKind {
@@ -45,7 +51,7 @@ impl CellKind {
         match self {
             CellKind::Rnn(_) => 1,
             CellKind::Lstm => 4,
-            CellKind::Gru => 3,
+            CellKind::Gru | CellKind::GruResetBefore => 3,
         }
     }
 
@@ -54,13 +60,20 @@ impl CellKind {
         matches!(self, CellKind::Lstm)
     }
 
-    /// Lower-case name (`rnn_tanh`, `rnn_relu`, `lstm`, `gru`).
+    /// Whether the cell is a GRU of either kind (gates `r, z, n`; a per-step `(B, H)` cache beside
+    /// the gates: `u_n` for `Gru`, `r⊙h_{t-1}` for `GruResetBefore`).
+    pub fn is_gru(self) -> bool {
+        matches!(self, CellKind::Gru | CellKind::GruResetBefore)
+    }
+
+    /// Lower-case name (`rnn_tanh`, `rnn_relu`, `lstm`, `gru`, `gru_reset_before`).
     pub fn name(self) -> &'static str {
         match self {
             CellKind::Rnn(RnnActivation::Tanh) => "rnn_tanh",
             CellKind::Rnn(RnnActivation::Relu) => "rnn_relu",
             CellKind::Lstm => "lstm",
             CellKind::Gru => "gru",
+            CellKind::GruResetBefore => "gru_reset_before",
         }
     }
 }

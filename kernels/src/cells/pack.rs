@@ -13,9 +13,11 @@ pub(crate) const fn forward_blocking(lanes: usize, kind: CellKind) -> (usize, us
     match (lanes, kind) {
         (16, CellKind::Lstm) => LSTM_16,
         (16, CellKind::Gru) => GRU_16,
+        (16, CellKind::GruResetBefore) => GRU_RB_16,
         (16, CellKind::Rnn(_)) => RNN_16,
         (_, CellKind::Lstm) => LSTM_8,
         (_, CellKind::Gru) => GRU_8,
+        (_, CellKind::GruResetBefore) => GRU_RB_8,
         (_, CellKind::Rnn(_)) => RNN_8,
     }
 }
@@ -26,6 +28,11 @@ pub(crate) const RNN_8: (usize, usize) = (6, 2);
 pub(crate) const LSTM_16: (usize, usize) = (6, 1);
 pub(crate) const GRU_16: (usize, usize) = (8, 1);
 pub(crate) const RNN_16: (usize, usize) = (12, 2);
+/// The reset-before GRU's forward panels hold only the `r, z` gates (2 accumulators per row and
+/// unit vector), so its tile is the 6×2 (12×2) SGEMM shape; the candidate gate has its own matmul
+/// (see `gru_rb.rs`).
+pub(crate) const GRU_RB_8: (usize, usize) = (6, 1);
+pub(crate) const GRU_RB_16: (usize, usize) = (12, 1);
 
 /// `(rows, vectors)` of the backward `dh_{t-1} = δ_u·W_hh` tile (one gate-free SGEMM tile).
 pub(crate) const fn backward_blocking(lanes: usize) -> (usize, usize) {
@@ -70,6 +77,9 @@ pub struct PackedRecurrent {
     pub(crate) backward: Option<PackedMatrix>,
     /// GRU only: `b_hn`, the recurrent bias of the `n` gate, which stays inside `r⊙(…)`. (H)
     pub(crate) b_hn: Vec<f32>,
+    /// Reset-before GRU only: its candidate matmul's weights (then `forward` holds the `r, z`
+    /// panels and `backward` the `r, z` rows of `W_hh`).
+    pub(crate) candidate: Option<super::gru_rb::CandidateWeights>,
 }
 
 impl PackedRecurrent {
@@ -108,6 +118,7 @@ impl PackedRecurrent {
             forward: Vec::new(),
             backward: None,
             b_hn: Vec::new(),
+            candidate: None,
         };
         packed.repack(w_hh, b_hh, purpose);
         packed
@@ -128,23 +139,11 @@ impl PackedRecurrent {
         if b_hh.len() != g * h {
             super::shape_mismatch("b_hh (G·H) values", g * h, b_hh.len());
         }
-        let w = self.units;
-        let panels = h.div_ceil(w);
-        self.forward.clear();
-        self.forward.resize(panels * h * g * w, 0.0);
-        for p in 0..panels {
-            let panel = &mut self.forward[p * h * g * w..(p + 1) * h * g * w];
-            for k in 0..h {
-                for gate in 0..g {
-                    for q in 0..w {
-                        let j = p * w + q;
-                        if j < h {
-                            panel[(k * g + gate) * w + q] = w_hh[(gate * h + j) * h + k];
-                        }
-                    }
-                }
-            }
+        if self.kind == CellKind::GruResetBefore {
+            super::gru_rb::repack(self, w_hh, purpose);
+            return;
         }
+        pack_gate_panels(&mut self.forward, w_hh, h, g, self.units);
         if purpose == PackFor::Training {
             match self.backward.as_mut() {
                 Some(packed) => packed.repack(w_hh, h, 1),
@@ -179,6 +178,28 @@ impl PackedRecurrent {
     /// Whether the backward panels are present ([`PackFor::Training`]).
     pub fn has_backward(&self) -> bool {
         self.backward.is_some()
+    }
+}
+
+/// Packs the first `g` gate blocks of `w_hh` `(G·H, H)` into `out` as gate-interleaved panels of
+/// `w` units (the forward layout drawn in `README.md`): panel `p` row `k` holds
+/// `[W_hh[gate·H + j, k] for gate in 0..g for j in p·w .. p·w + w]`, zero past `H`.
+pub(crate) fn pack_gate_panels(out: &mut Vec<f32>, w_hh: &[f32], h: usize, g: usize, w: usize) {
+    let panels = h.div_ceil(w);
+    out.clear();
+    out.resize(panels * h * g * w, 0.0);
+    for p in 0..panels {
+        let panel = &mut out[p * h * g * w..(p + 1) * h * g * w];
+        for k in 0..h {
+            for gate in 0..g {
+                for q in 0..w {
+                    let j = p * w + q;
+                    if j < h {
+                        panel[(k * g + gate) * w + q] = w_hh[(gate * h + j) * h + k];
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -95,6 +95,9 @@ pub const COLUMN_SPLIT_MAX_ROWS: usize = 4;
 /// If a buffer is shorter than its documented shape or an optional buffer the cell needs is
 /// missing (kernel API misuse).
 pub fn forward_step(packed: &PackedRecurrent, step: ForwardStep<'_>, par: Par) {
+    if packed.kind == CellKind::GruResetBefore {
+        return super::gru_rb::forward_step(packed, step, par);
+    }
     let (h, g, rows) = (packed.hidden, packed.kind.gates(), step.rows);
     check_len("h_prev (rows, H)", rows * h, step.h_prev.len());
     check_len("gates (rows, G·H)", rows * g * h, step.gates.len());
@@ -127,6 +130,7 @@ pub fn forward_step(packed: &PackedRecurrent, step: ForwardStep<'_>, par: Par) {
             args.b_hn = packed.b_hn.as_ptr();
         }
         CellKind::Rnn(_) => {}
+        CellKind::GruResetBefore => unreachable!("gru_rb::forward_step"),
     }
     if rows == 0 {
         return;
@@ -149,6 +153,9 @@ pub fn forward_step(packed: &PackedRecurrent, step: ForwardStep<'_>, par: Par) {
 /// If a buffer is shorter than its documented shape, a needed optional buffer is missing, or
 /// `packed` was packed without [`pack::PackFor::Training`].
 pub fn backward_step(packed: &PackedRecurrent, step: BackwardStep<'_>, par: Par) {
+    if packed.kind == CellKind::GruResetBefore {
+        return super::gru_rb::backward_step(packed, step, par);
+    }
     let (h, g, rows) = (packed.hidden, packed.kind.gates(), step.rows);
     if packed.backward.is_none() {
         missing("backward panels (pack with PackFor::Training)");
@@ -192,6 +199,7 @@ pub fn backward_step(packed: &PackedRecurrent, step: BackwardStep<'_>, par: Par)
             check_len("h (rows, H)", rows * h, step.h.len());
             args.h = step.h.as_ptr();
         }
+        CellKind::GruResetBefore => unreachable!("gru_rb::backward_step"),
     }
     if rows == 0 {
         return;
@@ -252,32 +260,37 @@ pub fn packed_matmul(
 
 #[cold]
 #[inline(never)]
-fn missing(what: &str) -> ! {
+pub(super) fn missing(what: &str) -> ! {
     panic!("recur-kernels cell step: the {what} buffer is required for this cell but was not given")
 }
 
 #[inline]
-fn check_len(what: &str, expected: usize, found: usize) {
+pub(super) fn check_len(what: &str, expected: usize, found: usize) {
     if found < expected {
         super::shape_mismatch(what, expected, found);
     }
 }
 
 /// Raw pointers shared by the threads of one column-split step.
-struct SharedArgs<A>(A);
+pub(super) struct SharedArgs<A>(pub(super) A);
 // SAFETY: the threads of `split_panels` write disjoint hidden units (see the callers).
 unsafe impl<A> Sync for SharedArgs<A> {}
 
 impl<A> SharedArgs<A> {
     /// A method (not a field access), so closures capture the whole `Sync` wrapper.
-    fn get(&self) -> &A {
+    pub(super) fn get(&self) -> &A {
         &self.0
     }
 }
 
 /// Runs `f` over all panels: on this thread, or (few rows and threads available) over contiguous
 /// panel groups in parallel. Splitting columns never splits a reduction.
-fn split_panels(panels: usize, rows: usize, par: Par, f: &(dyn Fn(Range<usize>) + Sync)) {
+pub(super) fn split_panels(
+    panels: usize,
+    rows: usize,
+    par: Par,
+    f: &(dyn Fn(Range<usize>) + Sync),
+) {
     let threads = par.threads();
     if threads <= 1 || rows > COLUMN_SPLIT_MAX_ROWS || panels < 2 {
         f(0..panels);
@@ -344,7 +357,7 @@ const RNN_RELU: u8 = 3;
 /// `a` covers `MR` rows of `k` floats at stride `lda`; `panel` covers `k·NV·LANES` floats; the
 /// CPU runs `S`.
 #[inline(always)]
-unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
+pub(super) unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
     a: *const f32,
     lda: usize,
     k: usize,
@@ -369,7 +382,7 @@ unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
 
 /// Loads `n ≤ LANES` floats (the rest zero).
 #[inline(always)]
-unsafe fn load_n<S: Simd>(p: *const f32, n: usize) -> S::V {
+pub(super) unsafe fn load_n<S: Simd>(p: *const f32, n: usize) -> S::V {
     // SAFETY: `n` floats readable at `p` (caller).
     unsafe {
         if n == S::LANES {
@@ -382,7 +395,7 @@ unsafe fn load_n<S: Simd>(p: *const f32, n: usize) -> S::V {
 
 /// Stores the first `n ≤ LANES` lanes.
 #[inline(always)]
-unsafe fn store_n<S: Simd>(p: *mut f32, v: S::V, n: usize) {
+pub(super) unsafe fn store_n<S: Simd>(p: *mut f32, v: S::V, n: usize) {
     // SAFETY: `n` floats writable at `p` (caller).
     unsafe {
         if n == S::LANES {
@@ -817,6 +830,7 @@ fn forward_kernel(isa: Isa, kind: CellKind) -> ForwardKernel {
         (_, Gru) => forward_portable::<GRU, { GRU_8.0 }, { GRU_8.1 }, { 3 * GRU_8.1 }>,
         (_, Rnn(Tanh)) => forward_portable::<RNN_TANH, { RNN_8.0 }, { RNN_8.1 }, { RNN_8.1 }>,
         (_, Rnn(Relu)) => forward_portable::<RNN_RELU, { RNN_8.0 }, { RNN_8.1 }, { RNN_8.1 }>,
+        (_, CellKind::GruResetBefore) => unreachable!("gru_rb has its own kernels"),
     }
 }
 
@@ -827,6 +841,7 @@ fn backward_kernel(isa: Isa, kind: CellKind) -> GatesKernel {
         CellKind::Gru => GRU,
         CellKind::Rnn(RnnActivation::Tanh) => RNN_TANH,
         CellKind::Rnn(RnnActivation::Relu) => RNN_RELU,
+        CellKind::GruResetBefore => unreachable!("gru_rb has its own kernels"),
     };
     macro_rules! by_cell {
         ($($f:ident)::+) => {

@@ -80,6 +80,23 @@ fn naive_forward(
                         out.gates[b * g * hid + q * hid + j] = v;
                     }
                 }
+                CellKind::GruResetBefore => {
+                    // u[2H + j] above is W_hn·h', unused: the candidate reads s = r⊙h'
+                    let r = sig(a(j) + u[j]);
+                    let z = sig(a(hid + j) + u[hid + j]);
+                    let un: f64 = (0..hid)
+                        .map(|k| {
+                            let s = sig(a(k) + u[k]) * h_prev[b * hid + k] as f64;
+                            w_hh[(2 * hid + j) * hid + k] as f64 * s
+                        })
+                        .sum();
+                    let n = (a(2 * hid + j) + un).tanh();
+                    out.hn[at] = r * h_prev[at] as f64;
+                    out.h[at] = (1.0 - z) * n + z * h_prev[at] as f64;
+                    for (q, v) in [r, z, n].into_iter().enumerate() {
+                        out.gates[b * g * hid + q * hid + j] = v;
+                    }
+                }
                 CellKind::Rnn(act) => {
                     let pre = a(j) + u[j];
                     out.h[at] = match act {
@@ -103,9 +120,10 @@ fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {
     }
 }
 
-const KINDS: [CellKind; 4] = [
+const KINDS: [CellKind; 5] = [
     CellKind::Lstm,
     CellKind::Gru,
+    CellKind::GruResetBefore,
     CellKind::Rnn(RnnActivation::Tanh),
     CellKind::Rnn(RnnActivation::Relu),
 ];
@@ -134,7 +152,7 @@ fn forward_step_matches_naive_on_every_isa() {
                     let mut c = vec![f32::NAN; rows * hid];
                     let mut hn = vec![f32::NAN; rows * hid];
                     let lstm = kind == CellKind::Lstm;
-                    let gru = kind == CellKind::Gru;
+                    let gru = kind.is_gru();
                     forward_step(
                         &packed,
                         ForwardStep {
@@ -187,7 +205,7 @@ fn backward_step_matches_finite_differences_on_every_isa() {
                 let dh_in = values(rows * hid, 17);
                 let dc_in = values(rows * hid, 18);
                 let lstm = kind == CellKind::Lstm;
-                let gru = kind == CellKind::Gru;
+                let gru = kind.is_gru();
                 let loss = |hp: &[f32], cp: &[f32]| -> f64 {
                     let o = naive_forward(kind, hid, rows, &w_hh, &b_hh, &xp, hp, cp);
                     let mut l = 0.0;
