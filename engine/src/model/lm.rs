@@ -12,6 +12,7 @@
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use recur_kernels::cells::PackFor;
 use recur_kernels::softmax::{LogitsGrad, softmax_cross_entropy};
 use recur_kernels::{CellKind, Par};
 use serde::{Deserialize, Serialize};
@@ -19,7 +20,8 @@ use serde::{Deserialize, Serialize};
 use super::dense::{Dense, DenseGrads};
 use super::embedding::Embedding;
 use super::init::{InitScheme, glorot_uniform, orthogonal, uniform};
-use crate::data::dataset::{Minibatch, Targets};
+use super::padding::PadChain;
+use crate::data::dataset::{Minibatch, PADDING_ID, Targets};
 use crate::rnn::{Mode, Rnn, RnnConfig, RnnError, RnnGrads, RnnState, SeqBatch};
 
 /// The architecture of a [`LanguageModel`] (saved as `config.json` in checkpoints).
@@ -131,9 +133,33 @@ impl BatchStats {
     }
 }
 
-/// Buffers reused from one minibatch to the next.
+/// How many-to-one batches with front padding run through the recurrent layers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PaddingMode {
+    /// Compute the state trajectory through the padding once per batch (all rows share it:
+    /// same zero start, same padding input) and run each row's real tokens from the state at
+    /// its offset, as a ragged batch (see `model/padding.rs`). Used when it is exact — a
+    /// unidirectional network, zero initial state, last-step targets, no dropout between layers
+    /// in training — and the batch is at least a quarter padding; otherwise as `Padded`.
+    #[default]
+    Shared,
+    /// Run every row over all `T` steps, padding included (what Keras does; the reference).
+    Padded,
+}
+
+/// Buffers reused from one minibatch to the next, and how to treat padding.
 #[derive(Debug, Default)]
 pub struct LmWorkspace {
+    /// See [`PaddingMode`].
+    pub padding: PaddingMode,
+    /// Batches run with a shared padding prefix so far.
+    shared_batches: u64,
+    /// (B) leading padding steps of each row (shared-padding path).
+    pads: Vec<usize>,
+    /// (B) real steps of each row (shared-padding path).
+    lengths: Vec<usize>,
+    /// (T', B) each row's real ids, left-aligned (shared-padding path).
+    ids: Vec<u32>,
     /// (T, B, I) the RNN's input.
     x: Vec<f32>,
     /// (rows, H) the decoder's input.
@@ -148,6 +174,21 @@ pub struct LmWorkspace {
     d_head_in: Vec<f32>,
     /// (T, B, H)
     d_output: Vec<f32>,
+}
+
+impl LmWorkspace {
+    /// An empty workspace that treats padding as `padding` says.
+    pub fn new(padding: PaddingMode) -> Self {
+        LmWorkspace {
+            padding,
+            ..LmWorkspace::default()
+        }
+    }
+
+    /// How many batches this workspace has run with a shared padding prefix.
+    pub fn shared_padding_batches(&self) -> u64 {
+        self.shared_batches
+    }
 }
 
 impl LanguageModel {
@@ -257,12 +298,11 @@ impl LanguageModel {
         train: Option<(u64, &mut LmGrads)>,
         ws: &mut LmWorkspace,
     ) -> Result<(BatchStats, RnnState), RnnError> {
-        let (steps, b, h, v) = (
-            batch.steps,
-            batch.batch,
-            self.config.hidden,
-            self.config.vocab,
-        );
+        if let Some(chain_steps) = self.shared_padding(batch, initial, train.is_some(), ws) {
+            ws.shared_batches += 1;
+            return self.run_shared_padding(batch, chain_steps, train, ws);
+        }
+        let (steps, b, h) = (batch.steps, batch.batch, self.config.hidden);
         self.embed(&batch.inputs, &mut ws.x);
         let mode = match &train {
             Some((seed, _)) => Mode::Training {
@@ -281,42 +321,10 @@ impl LanguageModel {
         ws.head_in.clear();
         ws.head_in
             .extend_from_slice(&forward.output[head_offset..head_offset + rows * h]);
-        ws.logits.resize(rows * v, 0.0);
-        self.decoder
-            .forward(self.par, &ws.head_in, rows, &mut ws.logits);
-        ws.losses.resize(rows, 0.0);
-        let mut stats = BatchStats {
-            count: rows,
-            ..BatchStats::default()
-        };
-        let grad = if train.is_some() {
-            ws.d_logits.resize(rows * v, 0.0);
-            Some(LogitsGrad {
-                d_logits: &mut ws.d_logits,
-                scale: 1.0 / rows as f32,
-            })
-        } else {
-            None
-        };
-        softmax_cross_entropy(&ws.logits, v, &batch.targets, &mut ws.losses, grad);
-        stats.loss_sum = ws.losses.iter().map(|&l| l as f64).sum();
-        stats.correct = ws
-            .logits
-            .chunks_exact(v)
-            .zip(&batch.targets)
-            .filter(|(row, t)| super::sampling::argmax(row) == **t as usize)
-            .count();
+        let stats = self.head(&batch.targets, rows, train.is_some(), ws);
 
         if let Some((_, grads)) = train {
-            ws.d_head_in.resize(rows * h, 0.0);
-            self.decoder.backward(
-                self.par,
-                &ws.head_in,
-                &ws.d_logits,
-                rows,
-                &mut grads.decoder,
-                Some(&mut ws.d_head_in),
-            );
+            self.head_backward(rows, &mut grads.decoder, ws);
             ws.d_output.clear();
             ws.d_output.resize(steps * b * h, 0.0);
             ws.d_output[head_offset..head_offset + rows * h].copy_from_slice(&ws.d_head_in);
@@ -325,6 +333,156 @@ impl LanguageModel {
                 .backward(cache, &ws.d_output, None, &mut grads.rnn)?;
             if let (Some(e), Some(d)) = (&self.embedding, &mut grads.d_embedding) {
                 e.backward(&batch.inputs, &back.d_input, d);
+            }
+        }
+        Ok((stats, forward.state))
+    }
+
+    /// The decoder and the loss over `ws.head_in` (rows, H): fills `ws.logits` (and
+    /// `ws.d_logits` of the mean loss when training) and returns the statistics.
+    fn head(&self, targets: &[u32], rows: usize, train: bool, ws: &mut LmWorkspace) -> BatchStats {
+        let v = self.config.vocab;
+        ws.logits.resize(rows * v, 0.0);
+        self.decoder
+            .forward(self.par, &ws.head_in, rows, &mut ws.logits);
+        ws.losses.resize(rows, 0.0);
+        let grad = if train {
+            ws.d_logits.resize(rows * v, 0.0);
+            Some(LogitsGrad {
+                d_logits: &mut ws.d_logits,
+                scale: 1.0 / rows as f32,
+            })
+        } else {
+            None
+        };
+        softmax_cross_entropy(&ws.logits, v, targets, &mut ws.losses, grad);
+        BatchStats {
+            loss_sum: ws.losses.iter().map(|&l| l as f64).sum(),
+            correct: ws
+                .logits
+                .chunks_exact(v)
+                .zip(targets)
+                .filter(|(row, t)| super::sampling::argmax(row) == **t as usize)
+                .count(),
+            count: rows,
+        }
+    }
+
+    /// Backward of [`LanguageModel::head`]: decoder gradients, and `ws.d_head_in` (rows, H).
+    fn head_backward(&self, rows: usize, grads: &mut DenseGrads, ws: &mut LmWorkspace) {
+        ws.d_head_in.resize(rows * self.config.hidden, 0.0);
+        self.decoder.backward(
+            self.par,
+            &ws.head_in,
+            &ws.d_logits,
+            rows,
+            grads,
+            Some(&mut ws.d_head_in),
+        );
+    }
+
+    /// Whether to run `batch` with a shared padding prefix (see [`PaddingMode::Shared`]); if so,
+    /// fills `ws.pads` and returns the longest padding run.
+    fn shared_padding(
+        &self,
+        batch: &Minibatch,
+        initial: Option<&RnnState>,
+        training: bool,
+        ws: &mut LmWorkspace,
+    ) -> Option<usize> {
+        let cfg = self.rnn.config();
+        let dropout_between_layers = training && cfg.dropout > 0.0 && cfg.num_layers > 1;
+        if ws.padding != PaddingMode::Shared
+            || batch.targets_kind != Targets::LastStep
+            || initial.is_some()
+            || cfg.bidirectional
+            || dropout_between_layers
+        {
+            return None;
+        }
+        let (steps, b) = (batch.steps, batch.batch);
+        ws.pads.clear();
+        // Each row keeps at least its last step (a row of only padding runs one real step).
+        ws.pads.extend((0..b).map(|r| {
+            (0..steps - 1)
+                .take_while(|&t| batch.inputs[t * b + r] == PADDING_ID)
+                .count()
+        }));
+        let padding: usize = ws.pads.iter().sum();
+        let longest = ws.pads.iter().copied().max().unwrap_or(0);
+        (longest > 0 && 4 * padding >= b * steps).then_some(longest)
+    }
+
+    /// [`LanguageModel::run`] with the padding trajectory computed once (`ws.pads` filled by
+    /// [`LanguageModel::shared_padding`], `chain_steps` its maximum).
+    fn run_shared_padding(
+        &self,
+        batch: &Minibatch,
+        chain_steps: usize,
+        train: Option<(u64, &mut LmGrads)>,
+        ws: &mut LmWorkspace,
+    ) -> Result<(BatchStats, RnnState), RnnError> {
+        let (steps, b, h) = (batch.steps, batch.batch, self.config.hidden);
+        let layers = self.config.num_layers;
+        // Each row's real ids, left-aligned; steps past a row's length are ignored by the RNN.
+        let shortest_pad = ws.pads.iter().copied().min().unwrap_or(0);
+        let main_steps = steps - shortest_pad;
+        ws.lengths.clear();
+        ws.lengths.extend(ws.pads.iter().map(|&p| steps - p));
+        ws.ids.clear();
+        ws.ids.resize(main_steps * b, PADDING_ID);
+        for (r, &p) in ws.pads.iter().enumerate() {
+            for t in 0..steps - p {
+                ws.ids[t * b + r] = batch.inputs[(p + t) * b + r];
+            }
+        }
+        let pad_input = match &self.embedding {
+            Some(e) => e.row(PADDING_ID).to_vec(),
+            None => {
+                let mut one_hot = vec![0.0f32; self.config.vocab];
+                one_hot[PADDING_ID as usize] = 1.0;
+                one_hot
+            }
+        };
+        let (mode, purpose) = match &train {
+            Some((seed, _)) => (
+                Mode::Training {
+                    dropout_seed: *seed,
+                },
+                PackFor::Training,
+            ),
+            None => (Mode::Inference, PackFor::Inference),
+        };
+        let chain = PadChain::forward(&self.rnn, &pad_input, chain_steps, purpose);
+        let initial = chain.states(&ws.pads);
+        self.embed(&ws.ids, &mut ws.x);
+        let (forward, cache) = self.rnn.forward(
+            SeqBatch::new(&ws.x, main_steps, b).with_lengths(&ws.lengths),
+            Some(&initial),
+            mode,
+        )?;
+        // The last layer's final state is each row's output at its last real step.
+        let top = (layers - 1) * b * h;
+        ws.head_in.clear();
+        ws.head_in
+            .extend_from_slice(&forward.state.h[top..top + b * h]);
+        let stats = self.head(&batch.targets, b, train.is_some(), ws);
+
+        if let Some((_, grads)) = train {
+            self.head_backward(b, &mut grads.decoder, ws);
+            ws.d_output.clear();
+            ws.d_output.resize(main_steps * b * h, 0.0);
+            for (r, &len) in ws.lengths.iter().enumerate() {
+                let at = ((len - 1) * b + r) * h;
+                ws.d_output[at..at + h].copy_from_slice(&ws.d_head_in[r * h..(r + 1) * h]);
+            }
+            let back = self
+                .rnn
+                .backward(cache, &ws.d_output, None, &mut grads.rnn)?;
+            let d_pad = chain.backward(&self.rnn, &ws.pads, &back.d_state, &mut grads.rnn);
+            if let (Some(e), Some(d)) = (&self.embedding, &mut grads.d_embedding) {
+                e.backward(&ws.ids, &back.d_input, d);
+                e.backward(&[PADDING_ID], &d_pad, d);
             }
         }
         Ok((stats, forward.state))

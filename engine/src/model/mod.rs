@@ -5,5 +5,6 @@ pub mod embedding;
 pub mod init;
 pub mod lm;
 pub mod loss;
+mod padding;
 pub mod plot;
 pub mod sampling;
