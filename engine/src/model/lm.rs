@@ -174,6 +174,8 @@ pub struct LmWorkspace {
     d_head_in: Vec<f32>,
     /// (T, B, H)
     d_output: Vec<f32>,
+    /// (V, rows) the decoder's transposed product.
+    decoder_scratch: Vec<f32>,
 }
 
 impl LmWorkspace {
@@ -343,8 +345,13 @@ impl LanguageModel {
     fn head(&self, targets: &[u32], rows: usize, train: bool, ws: &mut LmWorkspace) -> BatchStats {
         let v = self.config.vocab;
         ws.logits.resize(rows * v, 0.0);
-        self.decoder
-            .forward(self.par, &ws.head_in, rows, &mut ws.logits);
+        self.decoder.forward_with(
+            self.par,
+            &ws.head_in,
+            rows,
+            &mut ws.logits,
+            &mut ws.decoder_scratch,
+        );
         ws.losses.resize(rows, 0.0);
         let grad = if train {
             ws.d_logits.resize(rows * v, 0.0);
