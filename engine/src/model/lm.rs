@@ -139,8 +139,9 @@ pub enum PaddingMode {
     /// Compute the state trajectory through the padding once per batch (all rows share it:
     /// same zero start, same padding input) and run each row's real tokens from the state at
     /// its offset, as a ragged batch (see `model/padding.rs`). Used when it is exact — a
-    /// unidirectional network, zero initial state, last-step targets, no dropout between layers
-    /// in training — and the batch is at least a quarter padding; otherwise as `Padded`.
+    /// unidirectional network of PyTorch cells (not the reset-before GRU), zero initial state,
+    /// last-step targets, no dropout between layers in training — and the batch is at least a
+    /// quarter padding; otherwise as `Padded`.
     #[default]
     Shared,
     /// Run every row over all `T` steps, padding included (what Keras does; the reference).
@@ -404,6 +405,8 @@ impl LanguageModel {
             || initial.is_some()
             || cfg.bidirectional
             || dropout_between_layers
+            // The padding chain implements the three PyTorch cells' weight gradients only.
+            || cfg.cell == CellKind::GruResetBefore
         {
             return None;
         }

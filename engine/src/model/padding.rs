@@ -472,6 +472,12 @@ mod tests {
             (model("lstm", 2, Some(4), 0.5), batch(8, 6, 1), true),
             // one layer: dropout has nothing to act on, sharing applies
             (model("lstm", 1, Some(4), 0.5), batch(8, 6, 1), false),
+            // the reset-before GRU's chain is not implemented
+            (
+                model("gru_reset_before", 1, Some(4), 0.0),
+                batch(8, 6, 1),
+                true,
+            ),
         ];
         for (m, b, fallback) in cases {
             let mut shared = LmWorkspace::new(PaddingMode::Shared);
