@@ -23,7 +23,9 @@ pub fn softmax_cross_entropy(
     let mut d_logits = Vec::with_capacity(logits.len());
     for (row, &t) in logits.chunks_exact(vocab).zip(targets) {
         let (m, s) = max_and_sum(row);
-        losses.push(m + s.ln() - f64::from(row[t as usize]));
+        // `(m − x_t) + ln s`, not `m + ln s − x_t`: with |m| ≫ ln s (say 1e17), `m + ln s` would
+        // round ln s away and a target at the maximum would get a loss of 0 instead of ln s.
+        losses.push((m - f64::from(row[t as usize])) + s.ln());
         for (j, &x) in row.iter().enumerate() {
             let p = (f64::from(x) - m).exp() / s;
             d_logits.push(scale * (p - if j == t as usize { 1.0 } else { 0.0 }));
