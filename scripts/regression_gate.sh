@@ -26,7 +26,8 @@ work="$(mktemp -d /tmp/recur-gate.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 
 command -v valgrind >/dev/null || { echo "regression_gate: valgrind is required" >&2; exit 2; }
-rev="$(git -C "$root" rev-parse --verify "$baseline^{commit}")"
+rev="$(git -C "$root" rev-parse --verify --quiet "$baseline^{commit}")" ||
+    { echo "regression_gate: $baseline is not a commit" >&2; exit 2; }
 # The baseline's checkout is kept between runs (a git worktree under target/, ignored by git), so a
 # rerun against the same commit rebuilds nothing.
 src="$root/target/gate-baseline-src"
