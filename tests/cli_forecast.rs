@@ -49,6 +49,7 @@ fn reports_every_forecaster_and_is_deterministic() {
             "mean over k=1..3",
             "persistence",
             "MA(m=",
+            "one-step model run recursively",
         ] {
             assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
         }

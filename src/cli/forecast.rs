@@ -26,7 +26,9 @@ pub enum SignalArg {
 #[command(
     after_help = "Trains a one-step model and (for --horizon > 1) a direct multi-step model (one \
                   dense output per step ahead), then prints the held-out MSE of each beside \
-                  persistence (x̂_{t+k} = x_t) and the moving average of the last m values (m from --ma, or                   the best m on the training windows).\n\n\
+                  persistence (x̂_{t+k} = x_t) and the moving average of the last m values (m from \
+                  --ma, or the best m on the training windows), and the one-step model run \
+                  recursively over the horizon for contrast.\n\n\
                   Examples:\n  \
                   recur forecast --signal sine --horizon 10 --seed 1\n  \
                   recur forecast --signal ar --horizon 10 --seed 1 --threads 2"
@@ -196,6 +198,9 @@ pub fn forecast_command(args: &ForecastArgs) -> Result<(), CliError> {
         let all: Vec<usize> = (0..multi.outputs).collect();
         verdicts.push(verdict("multi-step (mean over k)", multi, &all));
     }
+    if let Some(recursive) = &report.recursive {
+        print_recursive(recursive);
+    }
     for v in verdicts {
         println!("{v}");
     }
@@ -208,6 +213,19 @@ fn print_header(scores: &Scores) {
         "RNN",
         "persistence",
         format!("MA(m={})", scores.moving_average_m)
+    );
+}
+
+/// MSE per step ahead of the one-step model fed its own forecasts.
+fn print_recursive(recursive: &[f64]) {
+    println!("one-step model run recursively (its forecasts fed back), for contrast:");
+    for (k, mse) in recursive.iter().enumerate() {
+        println!("  k={:<20} {mse:>10.5}", k + 1);
+    }
+    println!(
+        "  mean over k=1..{:<4}  {:>10.5}",
+        recursive.len(),
+        mean(recursive)
     );
 }
 

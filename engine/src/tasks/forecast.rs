@@ -10,6 +10,9 @@
 //!   feeds back into the inputs, and each horizon gets its own output weights (Ben Taieb et al.
 //!   2012 compare the strategies).
 //!
+//! For contrast, the one-step model is also run **recursively** over the horizon (its forecast
+//! appended to the window and fed back, [`predict_recursive`]), and scored beside the direct model.
+//!
 //! Baselines: **persistence** `x̂_{t+k} = x_t`, and the **moving average**
 //! `x̂_{t+k} = (1/m) Σ_{j<m} x_{t−j}`, with `m` given or (by default) the `m ∈ 1..=W` with the
 //! lowest MSE on the *training* windows, chosen separately for each model's horizon — so the
@@ -328,6 +331,9 @@ pub struct ForecastReport {
     pub one_step: Scores,
     /// `None` when `horizon = 1`.
     pub multi_step: Option<Scores>,
+    /// MSE per step ahead of the one-step model run recursively over the horizon; `None` when
+    /// `horizon = 1`.
+    pub recursive: Option<Vec<f64>>,
 }
 
 /// Trains a many-to-one regressor with `outputs` outputs on `train` (MSE, Adam, shuffled
@@ -415,6 +421,44 @@ pub fn predict(
     Ok(out)
 }
 
+/// Multi-step forecasts of a one-output model run recursively: each forecast is appended to the
+/// window (the oldest value dropped) and the model is run again, `horizon` times. (N, horizon)
+///
+/// # Errors
+/// [`ForecastError::Head`] if the model does not have exactly one output per step.
+pub fn predict_recursive(
+    model: &ManyToOne,
+    windows: &Windows,
+    batch: usize,
+) -> Result<Vec<f32>, ForecastError> {
+    let outputs = model.objective.width();
+    if outputs != 1 {
+        return Err(HeadError::Mismatch {
+            what: "outputs of a model run recursively",
+            expected: 1,
+            found: outputs,
+        }
+        .into());
+    }
+    let (w, horizon) = (windows.window, windows.horizon);
+    let mut out = vec![0.0f32; windows.len() * horizon];
+    let rows: Vec<usize> = (0..windows.len()).collect();
+    for chunk in rows.chunks(batch.max(1)) {
+        let b = chunk.len();
+        // (W, B, 1), time-major; rolled forward one step per forecast
+        let (mut x, _) = windows.batch(chunk, 1);
+        for k in 0..horizon {
+            let next = model.predict(SeqBatch::new(&x, w, b))?; // (B, 1)
+            for (j, &r) in chunk.iter().enumerate() {
+                out[r * horizon + k] = next[j];
+            }
+            x.copy_within(b.., 0);
+            x[(w - 1) * b..].copy_from_slice(&next);
+        }
+    }
+    Ok(out)
+}
+
 /// Generates the series, trains the one-step and (for `horizon > 1`) the direct multi-step
 /// model, and scores them and the baselines on the held-out series.
 ///
@@ -437,9 +481,14 @@ pub fn run(
     let train = Windows::cut(&train_series, config.window, horizon)?;
     let test = Windows::cut(&test_series, config.window, horizon)?;
     let baseline_persistence = persistence(&test);
+    let mut recursive = None;
     let mut score = |outputs: usize, name: &'static str| -> Result<Scores, ForecastError> {
         let (model, train_mse) = train_forecaster(config, &train, outputs, name, progress)?;
         let pred = predict(&model, &test, 256)?;
+        if outputs == 1 && horizon > 1 {
+            let all = predict_recursive(&model, &test, 256)?;
+            recursive = Some(mse_per_step(&all, &test, horizon));
+        }
         let m = config
             .moving_average
             .unwrap_or_else(|| best_moving_average(&train, outputs));
@@ -469,6 +518,7 @@ pub fn run(
         test_windows: test.len(),
         one_step,
         multi_step,
+        recursive,
     })
 }
 
@@ -568,5 +618,37 @@ mod tests {
         let history = &a.one_step.train_mse;
         assert!(history[2] < history[0], "{history:?}");
         assert_eq!(a.multi_step.as_ref().unwrap().rnn.len(), 2);
+        let recursive = a.recursive.as_ref().unwrap();
+        assert_eq!(
+            recursive[0], a.one_step.rnn[0],
+            "k = 1 is the one-step forecast"
+        );
+    }
+
+    #[test]
+    fn recursive_forecasts_feed_back_their_own_outputs() {
+        // Against running the model by hand, one window at a time, on the rolled windows.
+        let config = ForecastConfig {
+            hidden: 4,
+            window: 5,
+            ..ForecastConfig::new(Signal::Sine, 3)
+        };
+        let data = series(Signal::Sine, 3, 0, 2, 12);
+        let windows = Windows::cut(&data, 5, 3).unwrap();
+        let rnn = RnnConfig::new(config.cell, 1, config.hidden)
+            .init(5)
+            .unwrap();
+        let model =
+            ManyToOne::new(rnn, Objective::Regress { outputs: 1 }, Readout::LastStep, 6).unwrap();
+        let all = predict_recursive(&model, &windows, 3).unwrap();
+        for r in [0, windows.len() - 1] {
+            let mut window = windows.inputs[r * 5..(r + 1) * 5].to_vec();
+            for k in 0..3 {
+                let next = model.predict(SeqBatch::new(&window, 5, 1)).unwrap()[0];
+                assert_eq!(all[r * 3 + k], next, "row {r}, k = {k}");
+                window.remove(0);
+                window.push(next);
+            }
+        }
     }
 }
