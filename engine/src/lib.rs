@@ -15,5 +15,6 @@ pub use recur_kernels as kernels;
 
 pub mod reference;
 pub mod rnn;
+pub mod seq2seq;
 pub mod tasks;
 pub mod train;

@@ -36,6 +36,8 @@ pub enum Command {
     Isa,
     /// Forecast a generated signal (noisy sines, AR(2)) with an RNN against simple baselines.
     Forecast(Box<super::forecast::ForecastArgs>),
+    /// Encoder–decoder on a generated transduction task (reverse, sort, add digit strings).
+    Seq2seq(super::seq2seq::Seq2SeqArgs),
 }
 
 /// Character or word model.

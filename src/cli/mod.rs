@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 mod forecast;
 mod run;
+pub mod seq2seq;
 
 use std::ffi::OsString;
 
@@ -62,6 +63,7 @@ pub fn main_with_args(argv: impl IntoIterator<Item = OsString>) -> i32 {
         }
         Command::Eval(a) => config::EvalConfig::from_args(&a).and_then(commands::eval_command),
         Command::Forecast(a) => forecast::forecast_command(&a),
+        Command::Seq2seq(a) => seq2seq::seq2seq_command(a),
         Command::Isa => {
             println!("{}", recur::kernels::Isa::active());
             Ok(())
