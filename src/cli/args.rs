@@ -38,6 +38,8 @@ pub enum Command {
     Forecast(Box<super::forecast::ForecastArgs>),
     /// Encoder–decoder on a generated transduction task (reverse, sort, add digit strings).
     Seq2seq(super::seq2seq::Seq2SeqArgs),
+    /// Character cloze ("I am ___ hungry"): unidirectional vs bidirectional readers on a corpus.
+    Cloze(super::cloze::ClozeArgs),
 }
 
 /// Character or word model.

@@ -7,6 +7,7 @@
 //! hands over to a `run_*` function — the seam where the trainer, sampler and evaluator plug in.
 
 pub mod args;
+pub mod cloze;
 pub mod commands;
 pub mod config;
 mod forecast;
@@ -64,6 +65,7 @@ pub fn main_with_args(argv: impl IntoIterator<Item = OsString>) -> i32 {
         Command::Eval(a) => config::EvalConfig::from_args(&a).and_then(commands::eval_command),
         Command::Forecast(a) => forecast::forecast_command(&a),
         Command::Seq2seq(a) => seq2seq::seq2seq_command(a),
+        Command::Cloze(a) => cloze::cloze_command(a),
         Command::Isa => {
             println!("{}", recur::kernels::Isa::active());
             Ok(())

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use clap::{Args, Subcommand, ValueEnum};
 use recur::engine::checkpoint::{LoadOptions, Tensor, load_safetensors, save_safetensors};
-use recur::engine::optim::{GradClip, OptimizerConfig};
+use recur::engine::optim::{GradClip, LrSchedule, OptimizerConfig};
 use recur::engine::seq2seq::train::{
     TeacherSchedule, TrainConfig, Trainer, evaluate_loss, exact_match_beam, exact_match_greedy,
 };
@@ -99,6 +99,10 @@ pub struct Seq2SeqTrainArgs {
     /// Adam learning rate.
     #[arg(long, default_value_t = 0.003, value_parser = positive_f32)]
     pub learning_rate: f32,
+    /// Learning rate at the last step as a fraction of --learning-rate (exponential decay in
+    /// between; 1 = constant).
+    #[arg(long, default_value_t = 0.1, value_parser = positive_f32)]
+    pub final_lr_fraction: f32,
     /// Rescale gradients whose global L2 norm exceeds N.
     #[arg(long, default_value_t = 5.0, value_parser = positive_f32)]
     pub clip_norm: f32,
@@ -260,7 +264,12 @@ fn train_command(a: &Seq2SeqTrainArgs) -> Result<(), CliError> {
     let train_config = TrainConfig {
         batch: a.batch_size,
         steps: a.steps,
-        optimizer: OptimizerConfig::pytorch_adam().with_learning_rate(a.learning_rate),
+        optimizer: OptimizerConfig::pytorch_adam()
+            .with_learning_rate(a.learning_rate)
+            .with_schedule(LrSchedule::Exponential {
+                decay_steps: a.steps as u64,
+                decay_rate: a.final_lr_fraction,
+            }),
         clip: GradClip::GlobalNorm(a.clip_norm),
         teacher: TeacherSchedule {
             start: a.teacher_forcing,
@@ -277,7 +286,7 @@ fn train_command(a: &Seq2SeqTrainArgs) -> Result<(), CliError> {
             .map_err(|e| CliError::bad_input(e.to_string()))?;
         println!(
             "seq2seq: task {} (lengths {}..={}), {}{} hidden {} embed {} layers {}, bridge {}, \
-             {} parameters; batch {}, {} steps, Adam lr {}, clip {}, teacher forcing {}→{}, \
+             {} parameters; batch {}, {} steps, Adam lr {} decaying to ×{}, clip {}, teacher forcing {}→{}, \
              seed {}, threads {}, ISA {}",
             task.kind.name(),
             task.min_len,
@@ -296,6 +305,7 @@ fn train_command(a: &Seq2SeqTrainArgs) -> Result<(), CliError> {
             a.batch_size,
             a.steps,
             a.learning_rate,
+            a.final_lr_fraction,
             a.clip_norm,
             train_config.teacher.start,
             train_config.teacher.end,
