@@ -1,7 +1,7 @@
 //! The reset-before GRU (`CellKind::GruResetBefore`, Keras `reset_after=False`) against the
 //! linear-before-reset GRU (`CellKind::Gru`, Keras' default) at one shape, side by side in one
-//! process: each round runs the two back to back (inference, then training = forward + BPTT with
-//! `dL/dy = 1`), so machine load hits both alike; the report is the median over rounds of the
+//! process: each round times the two back to back (inference, then training = forward + BPTT
+//! with `dL/dy = 1`; each sample ≥ 0.25 s of repeated calls), so machine load hits both alike; the report is the median over rounds of the
 //! time ratio `reset-before / reset-after`, and each cell's median time and GFLOP/s
 //! (`2·3·H·(I+H)·B·T` per forward, ×3 for training — the same count for both cells).
 //!
@@ -10,8 +10,8 @@
 //! is most of the noise — and wall time otherwise. One thread (`Par::Seq`).
 //!
 //! ```sh
-//! cargo bench -p recur-bench --bench gru_reset_before            # B=32 T=25 I=256 H=256, 15 rounds
-//! cargo bench -p recur-bench --bench gru_reset_before -- 64 50 128 512 9   # B T I H rounds
+//! cargo bench -p recur-bench --bench gru_reset_before            # B=32 T=25 I=256 H=256, 9 rounds
+//! cargo bench -p recur-bench --bench gru_reset_before -- 64 50 128 512 15  # B T I H rounds
 //! ```
 
 use std::time::Instant;
@@ -25,14 +25,27 @@ fn on_cpu_ns() -> Option<u64> {
     text.split_whitespace().next()?.parse().ok()
 }
 
-/// Seconds one call of `f` took: on-CPU time if available, else wall time.
-fn time_once(f: &mut dyn FnMut()) -> f64 {
+/// Seconds per call of `f`, over `reps` calls: on-CPU time if available, else wall time.
+fn time_calls(f: &mut dyn FnMut(), reps: usize) -> f64 {
     let (cpu0, wall0) = (on_cpu_ns(), Instant::now());
-    f();
-    match (cpu0, on_cpu_ns()) {
+    for _ in 0..reps {
+        f();
+    }
+    let total = match (cpu0, on_cpu_ns()) {
         (Some(a), Some(b)) => (b - a) as f64 * 1e-9,
         _ => wall0.elapsed().as_secs_f64(),
+    };
+    total / reps as f64
+}
+
+/// Calls per sample so that a sample lasts at least 0.25 s: the on-CPU clock of a VM may advance
+/// in scheduler ticks (4 ms here), far too coarse for one call.
+fn calibrate(f: &mut dyn FnMut()) -> usize {
+    let mut reps = 1;
+    while time_calls(f, reps) * (reps as f64) < 0.25 && reps < 1 << 16 {
+        reps *= 2;
     }
+    reps
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -84,7 +97,7 @@ fn main() {
         input: arg(2, 256),
         hidden: arg(3, 256),
     };
-    let rounds = arg(4, 15);
+    let rounds = arg(4, 9);
     let after = layer(CellKind::Gru, &s);
     let before = layer(CellKind::GruResetBefore, &s);
     let x: Vec<f32> = (0..s.steps * s.batch * s.input)
@@ -107,13 +120,13 @@ fn main() {
     );
     type Pass = fn(&Rnn, &[f32], &Shape);
     for (mode, pass, factor) in [("infer", infer as Pass, 1.0), ("train", train as Pass, 3.0)] {
-        // warm-up (page faults, lazy packing)
-        pass(&after, &x, &s);
+        // warm-up (page faults) and calls per sample, the same for both cells
+        let reps = calibrate(&mut || pass(&after, &x, &s));
         pass(&before, &x, &s);
         let (mut t_after, mut t_before, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
-            let a = time_once(&mut || pass(&after, &x, &s));
-            let b = time_once(&mut || pass(&before, &x, &s));
+            let a = time_calls(&mut || pass(&after, &x, &s), reps);
+            let b = time_calls(&mut || pass(&before, &x, &s), reps);
             t_after.push(a);
             t_before.push(b);
             ratios.push(b / a);
