@@ -55,52 +55,19 @@ impl Dense {
 
     /// `y (rows, out) = x (rows, in) · Wᵀ + b`. `y` is overwritten.
     pub fn forward(&self, par: Par, x: &[f32], rows: usize, y: &mut [f32]) {
-        self.forward_with(par, x, rows, y, &mut Vec::new());
-    }
-
-    /// [`Dense::forward`] with a reusable scratch buffer.
-    ///
-    /// When the layer is wider than the batch (a language model's decoder: 8,639 outputs for 32
-    /// rows), the product is formed as `yᵀ = W·xᵀ` in `scratch` and transposed into `y`: the GEMM
-    /// then packs `W` from its rows, where `x·Wᵀ` would gather it column by column (measured
-    /// ≈ 25% faster for the word model's decoder, transposition included). Each output is the
-    /// same dot product, accumulated in the same order, either way.
-    pub fn forward_with(
-        &self,
-        par: Par,
-        x: &[f32],
-        rows: usize,
-        y: &mut [f32],
-        scratch: &mut Vec<f32>,
-    ) {
         assert_eq!(x.len(), rows * self.input, "dense input is (rows, in)");
         assert_eq!(y.len(), rows * self.output, "dense output is (rows, out)");
-        if self.output <= rows {
-            for row in y.chunks_exact_mut(self.output) {
-                row.copy_from_slice(&self.bias);
-            }
-            sgemm(
-                par,
-                1.0,
-                MatRef::row_major(x, rows, self.input),
-                MatRef::row_major(&self.weight, self.output, self.input).t(),
-                1.0,
-                MatMut::row_major(y, rows, self.output),
-            );
-            return;
+        for row in y.chunks_exact_mut(self.output) {
+            row.copy_from_slice(&self.bias);
         }
-        // yᵀ (out, rows) = W (out, in) · xᵀ (in, rows) + b.
-        scratch.clear();
-        scratch.extend(self.bias.iter().flat_map(|&b| std::iter::repeat_n(b, rows)));
         sgemm(
             par,
             1.0,
-            MatRef::row_major(&self.weight, self.output, self.input),
-            MatRef::row_major(x, rows, self.input).t(),
+            MatRef::row_major(x, rows, self.input),
+            MatRef::row_major(&self.weight, self.output, self.input).t(),
             1.0,
-            MatMut::row_major(scratch, self.output, rows),
+            MatMut::row_major(y, rows, self.output),
         );
-        transpose(scratch, self.output, rows, y);
     }
 
     /// Backward of [`Dense::forward`]: accumulates `d_weight += dyᵀ·x`, `d_bias += Σ_rows dy`, and
@@ -148,23 +115,6 @@ impl Dense {
     }
 }
 
-/// `dst (cols, rows)` = `src (rows, cols)`ᵀ, in cache-sized blocks.
-fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
-    const BLOCK: usize = 32;
-    for r0 in (0..rows).step_by(BLOCK) {
-        let r1 = (r0 + BLOCK).min(rows);
-        for c0 in (0..cols).step_by(BLOCK) {
-            let c1 = (c0 + BLOCK).min(cols);
-            for r in r0..r1 {
-                let from = &src[r * cols + c0..r * cols + c1];
-                for (c, &v) in (c0..c1).zip(from) {
-                    dst[c * rows + r] = v;
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,8 +151,7 @@ mod tests {
     #[test]
     fn matches_reference() {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
-        for &(rows, input, output) in &[(1, 1, 1), (5, 7, 3), (33, 17, 42), (3, 9, 70), (40, 5, 41)]
-        {
+        for &(rows, input, output) in &[(1, 1, 1), (5, 7, 3), (33, 17, 42)] {
             let layer = Dense::init(input, output, &mut rng);
             let x: Vec<f32> = (0..rows * input)
                 .map(|_| rng.random_range(-1.0..1.0))
@@ -227,28 +176,5 @@ mod tests {
             close(&grads.d_bias, &rdb, "d_bias");
             close(&dx, &rdx, "dx");
         }
-    }
-
-    /// The transposed form for wide layers gives the same bits as the direct `x·Wᵀ` product.
-    #[test]
-    fn wide_layer_transposed_product_is_bit_identical() {
-        let mut rng = ChaCha8Rng::seed_from_u64(4);
-        let (rows, input, output) = (7, 150, 301);
-        let layer = Dense::init(input, output, &mut rng);
-        let x: Vec<f32> = (0..rows * input)
-            .map(|_| rng.random_range(-1.0..1.0))
-            .collect();
-        let mut y = vec![f32::NAN; rows * output];
-        layer.forward(Par::Seq, &x, rows, &mut y);
-        let mut direct: Vec<f32> = layer.bias.repeat(rows);
-        sgemm(
-            Par::Seq,
-            1.0,
-            MatRef::row_major(&x, rows, input),
-            MatRef::row_major(&layer.weight, output, input).t(),
-            1.0,
-            MatMut::row_major(&mut direct, rows, output),
-        );
-        assert_eq!(y, direct);
     }
 }

@@ -504,4 +504,30 @@ mod tests {
         m.evaluate(&b, None, &mut ws).unwrap();
         assert_eq!(ws.shared_padding_batches(), 0);
     }
+
+    /// `zero_written` leaves all-zero gradients after either path, and `written_all_finite`
+    /// sees a non-finite value in a row the step wrote.
+    #[test]
+    fn zero_written_clears_what_train_step_wrote() {
+        let m = model("lstm", 1, Some(4), 0.0);
+        let b = batch(8, 6, 4);
+        let mut grads = m.zero_grads();
+        for padding in [PaddingMode::Shared, PaddingMode::Padded] {
+            let mut ws = LmWorkspace::new(padding);
+            m.train_step(&b, None, 1, &mut grads, &mut ws).unwrap();
+            assert!(grads.written_all_finite());
+            grads.zero_written();
+            for (name, g) in flat(&grads) {
+                assert!(
+                    g.iter().all(|&v| v == 0.0),
+                    "{padding:?}: {name} not cleared"
+                );
+            }
+        }
+        let mut ws = LmWorkspace::default();
+        m.train_step(&b, None, 1, &mut grads, &mut ws).unwrap();
+        let written = b.inputs[b.inputs.len() - 1] as usize;
+        grads.d_embedding.as_mut().unwrap()[written * 4 + 1] = f32::INFINITY;
+        assert!(!grads.written_all_finite());
+    }
 }
