@@ -2,15 +2,35 @@
 //! projection, the chunk-parallel time loop of fused steps, and BPTT with the weight gradients as
 //! single GEMMs after the loop.
 
+use std::sync::Arc;
+
 use rayon::prelude::*;
 use recur_kernels::cells::{
-    BackwardStep, ForwardStep, PackFor, PackedRecurrent, backward_step, forward_step,
+    BackwardStep, ForwardStep, PackedRecurrent, backward_step, forward_step,
 };
 use recur_kernels::{CellKind, Isa, Par};
 
 use super::gemm::{View, gemm};
 use super::params::DirectionParams;
 use super::plan::{Chunk, Plan};
+use super::workspace::Workspace;
+
+/// The input of one direction of one layer, internal layout (T·B rows).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum DirInput<'a> {
+    /// (T·B, width) values.
+    Dense { x: &'a [f32], width: usize },
+    /// (T·B) token ids, each standing for a one-hot row of `width` values (every id < width).
+    OneHot { ids: &'a [u32], width: usize },
+}
+
+impl DirInput<'_> {
+    fn width(&self) -> usize {
+        match *self {
+            DirInput::Dense { width, .. } | DirInput::OneHot { width, .. } => width,
+        }
+    }
+}
 
 /// What one direction of one layer keeps from forward for backward. Buffers are internal
 /// layout (see `plan`), T·B rows.
@@ -29,14 +49,15 @@ pub(crate) struct DirectionCache {
     pub h0: Vec<f32>,
     /// LSTM initial cell state, sorted rows, else empty. (B, H)
     pub c0: Vec<f32>,
-    /// `W_hh` packed once for this pass.
-    pub packed: PackedRecurrent,
+    /// `W_hh` packed (shared with the network's pack cache).
+    pub packed: Arc<PackedRecurrent>,
 }
 
 /// What backward of one direction returns besides the weight gradients.
 #[derive(Debug)]
 pub(crate) struct DirectionInputGrads {
-    /// `∂L/∂x` of this direction's (internal, direction-ordered) input. (T·B, I_k)
+    /// `∂L/∂x` of this direction's (internal, direction-ordered) input (T·B, I_k); empty for a
+    /// one-hot input, which has no gradient.
     pub dx: Vec<f32>,
     /// `∂L/∂h_0`, sorted rows. (B, H)
     pub dh0: Vec<f32>,
@@ -77,18 +98,19 @@ fn chunk_rows<'a>(buf: &'a [f32], chunk: &Chunk, width: usize) -> &'a [f32] {
     &buf[chunk.start * width..(chunk.start + chunk.rows) * width]
 }
 
-/// Forward of one direction: `x` (T·B, I_k) internal layout (already reversed for the reverse
-/// direction), initial state `h0`/`c0` (B, H) sorted rows.
+/// Forward of one direction: `input` (T·B rows) internal layout (already reversed for the reverse
+/// direction), initial state `h0`/`c0` (B, H) sorted rows, `W_hh` packed as `packed`. Buffers
+/// come from `ws`.
 pub(crate) fn forward_direction(
     cell: CellKind,
     hidden: usize,
     params: &DirectionParams,
-    x: &[f32],
-    input: usize,
+    input: DirInput<'_>,
     plan: &Plan,
     h0: Vec<f32>,
     c0: Vec<f32>,
-    purpose: PackFor,
+    packed: Arc<PackedRecurrent>,
+    ws: &Workspace,
     isa: Isa,
     par: Par,
 ) -> DirectionCache {
@@ -100,8 +122,8 @@ pub(crate) fn forward_direction(
     // Both GRUs keep a (T·B, H) buffer beside the gates: u_n (GRU), r⊙h_{t-1} (reset-before).
     let keeps_hn = cell.is_gru();
 
-    // Hoisted input projection: gates = x·W_ihᵀ + b_ih + b_hh, one GEMM over all T·B rows. GRU's
-    // b_hn stays out (it sits inside r⊙(…)); the step kernel adds it.
+    // Hoisted input projection: gates = x·W_ihᵀ + b_ih + b_hh over all T·B rows. GRU's b_hn
+    // stays out (it sits inside r⊙(…)); the step kernel adds it.
     let bias: Vec<f32> = (0..gh)
         .map(|m| {
             params.bias_ih[m]
@@ -112,26 +134,47 @@ pub(crate) fn forward_direction(
                 }
         })
         .collect();
-    let mut gates = vec![0.0f32; rows_total * gh];
-    for row in gates.chunks_exact_mut(gh) {
-        row.copy_from_slice(&bias);
+    // Every row of `gates` is written below (bias rows then the GEMM with β = 1, or a gathered
+    // table row), so pooled contents never leak.
+    let mut gates = ws.take(rows_total * gh);
+    match input {
+        DirInput::Dense { x, width } => {
+            for row in gates.chunks_exact_mut(gh) {
+                row.copy_from_slice(&bias);
+            }
+            gemm(
+                isa,
+                par,
+                1.0,
+                View::row_major(x, rows_total, width),
+                View::row_major(&params.weight_ih, gh, width).t(),
+                1.0,
+                &mut gates,
+                gh,
+            );
+        }
+        DirInput::OneHot { ids, width } => {
+            // A one-hot row selects one column of W_ih: gather `W_ih[:, id] + bias` from a
+            // table (width, G·H) instead of multiplying by zeros. Same value as the GEMM: the
+            // zeros add exactly, and `w + bias` is rounded once either way.
+            let mut table = ws.take(width * gh);
+            for (m, w_row) in params.weight_ih.chunks_exact(width).enumerate() {
+                for (i, &w) in w_row.iter().enumerate() {
+                    table[i * gh + m] = w + bias[m];
+                }
+            }
+            for (row, &id) in gates.chunks_exact_mut(gh).zip(ids) {
+                let id = id as usize;
+                row.copy_from_slice(&table[id * gh..(id + 1) * gh]);
+            }
+            ws.give(table);
+        }
     }
-    gemm(
-        isa,
-        par,
-        1.0,
-        View::row_major(x, rows_total, input),
-        View::row_major(&params.weight_ih, gh, input).t(),
-        1.0,
-        &mut gates,
-        gh,
-    );
 
-    let packed =
-        PackedRecurrent::with_isa(isa, cell, h, &params.weight_hh, &params.bias_hh, purpose);
-    let mut h_all = vec![0.0f32; rows_total * h];
-    let mut c_all = vec![0.0f32; if lstm { rows_total * h } else { 0 }];
-    let mut hn_all = vec![0.0f32; if keeps_hn { rows_total * h } else { 0 }];
+    // h, c and u_n are written by the steps at active rows and zeroed below at the others.
+    let mut h_all = ws.take(rows_total * h);
+    let mut c_all = ws.take(if lstm { rows_total * h } else { 0 });
+    let mut hn_all = ws.take(if keeps_hn { rows_total * h } else { 0 });
 
     struct Work<'a> {
         chunk: &'a Chunk,
@@ -165,8 +208,21 @@ pub(crate) fn forward_direction(
             .collect()
     };
     let inner = step_par(plan, par);
+    let packed_ref = &*packed;
     for_each_chunk(work, par, |w| {
         let rows = w.chunk.rows;
+        // Steps past a row's length: h (and c, u_n) are 0 there, for the weight GEMMs of
+        // backward and the next layer's input.
+        for (t, &n) in w.chunk.active.iter().enumerate() {
+            let idle = (t * rows + n) * h..(t + 1) * rows * h;
+            w.h[idle.clone()].fill(0.0);
+            if lstm {
+                w.c[idle.clone()].fill(0.0);
+            }
+            if keeps_hn {
+                w.hn[idle].fill(0.0);
+            }
+        }
         for t in 0..plan.steps {
             let n = w.chunk.active[t];
             if n == 0 {
@@ -190,7 +246,7 @@ pub(crate) fn forward_direction(
                 (None, None)
             };
             forward_step(
-                &packed,
+                packed_ref,
                 ForwardStep {
                     rows: n,
                     h_prev,
@@ -221,19 +277,20 @@ pub(crate) fn forward_direction(
 
 /// BPTT of one direction. `dy` (T·B, H) is the gradient of this direction's outputs (internal,
 /// direction-ordered, zero past each length); `dh_n`/`dc_n` (B, H) sorted rows, the gradient of
-/// the final state. Weight gradients are accumulated (`+=`) into `grads`.
+/// the final state; `cache.packed` must hold the backward panels. Weight gradients are
+/// accumulated (`+=`) into `grads`; `dx` comes from `ws` (empty for a one-hot input).
 pub(crate) fn backward_direction(
     cell: CellKind,
     hidden: usize,
     params: &DirectionParams,
     cache: &mut DirectionCache,
-    x: &[f32],
-    input: usize,
+    input: DirInput<'_>,
     plan: &Plan,
     dy: &[f32],
     dh_n: Vec<f32>,
     dc_n: Vec<f32>,
     grads: &mut DirectionParams,
+    ws: &Workspace,
     isa: Isa,
     par: Par,
 ) -> DirectionInputGrads {
@@ -246,11 +303,6 @@ pub(crate) fn backward_direction(
     let keeps_hn = cell.is_gru();
     // The reset-before GRU's W_hn rows read r⊙h_{t-1} (kept in `hn`), not h_{t-1}.
     let reset_before = cell == CellKind::GruResetBefore;
-    if !cache.packed.has_backward() {
-        cache
-            .packed
-            .repack(&params.weight_hh, &params.bias_hh, PackFor::Training);
-    }
     let mut dh = dh_n;
     let mut dc = dc_n;
 
@@ -262,7 +314,7 @@ pub(crate) fn backward_direction(
         dc: &'a mut [f32],
     }
     {
-        let packed = &cache.packed;
+        let packed = &*cache.packed;
         let (h_all, c_all, h0, c0) = (&cache.h, &cache.c, &cache.h0, &cache.c0);
         let mut dh_rest = &mut dh[..];
         let mut dc_rest = &mut dc[..];
@@ -357,58 +409,41 @@ pub(crate) fn backward_direction(
     // Weight and input gradients: single GEMMs over all T·B rows, after the loop.
     // δ_x (the input-side pre-activation gradient) is δ_u except GRU's n block (kept in `hn`).
     let gates = &cache.gates;
-    let mut dx = vec![0.0f32; rows_total * input];
-    if gru {
-        let (w_rz, w_n) = params.weight_ih.split_at(2 * h * input);
-        let (d_rz, d_n) = grads.weight_ih.split_at_mut(2 * h * input);
-        let delta_rz = View::strided(gates, rows_total, 2 * h, gh);
-        let delta_n = View::row_major(&cache.hn, rows_total, h);
-        let xv = View::row_major(x, rows_total, input);
-        gemm(isa, par, 1.0, delta_rz.t(), xv, 1.0, d_rz, input);
-        gemm(isa, par, 1.0, delta_n.t(), xv, 1.0, d_n, input);
-        gemm(
-            isa,
-            par,
-            1.0,
-            delta_rz,
-            View::row_major(w_rz, 2 * h, input),
-            0.0,
-            &mut dx,
-            input,
-        );
-        gemm(
-            isa,
-            par,
-            1.0,
-            delta_n,
-            View::row_major(w_n, h, input),
-            1.0,
-            &mut dx,
-            input,
-        );
-    } else {
-        let delta = View::row_major(gates, rows_total, gh);
-        gemm(
-            isa,
-            par,
-            1.0,
-            delta.t(),
-            View::row_major(x, rows_total, input),
-            1.0,
-            &mut grads.weight_ih,
-            input,
-        );
-        gemm(
-            isa,
-            par,
-            1.0,
-            delta,
-            View::row_major(&params.weight_ih, gh, input),
-            0.0,
-            &mut dx,
-            input,
-        );
-    }
+    let input_width = input.width();
+    let dx = match input {
+        DirInput::Dense { x, width } => {
+            // β = 0 in the first GEMM into dx: pooled contents are never read.
+            let mut dx = ws.take(rows_total * width);
+            dense_input_grads(
+                cell, h, params, gates, &cache.hn, x, width, rows_total, grads, &mut dx, isa, par,
+            );
+            dx
+        }
+        DirInput::OneHot { ids, width } => {
+            // dW_ih[:, id] += δ_x row, accumulated in row order into a (width, G·H) scratch
+            // (a fixed order, so deterministic); no dx for a one-hot input.
+            let mut d_table = ws.take_zeroed(width * gh);
+            for (r, &id) in ids.iter().enumerate() {
+                let at = id as usize * gh;
+                let dst = &mut d_table[at..at + gh];
+                let (rz, n) = if gru { (2 * h, h) } else { (gh, 0) };
+                let src = &gates[r * gh..r * gh + rz];
+                dst[..rz].iter_mut().zip(src).for_each(|(d, v)| *d += v);
+                if n > 0 {
+                    let src = &cache.hn[r * h..(r + 1) * h];
+                    dst[rz..].iter_mut().zip(src).for_each(|(d, v)| *d += v);
+                }
+            }
+            for (m, d_row) in grads.weight_ih.chunks_exact_mut(width).enumerate() {
+                for (i, d) in d_row.iter_mut().enumerate() {
+                    *d += d_table[i * gh + m];
+                }
+            }
+            ws.give(d_table);
+            Vec::new()
+        }
+    };
+    debug_assert!(dx.is_empty() || dx.len() == rows_total * input_width);
     // dW_hh = Σ_t δ_u,tᵀ·h_{t-1}, per chunk (h_{-1} = h0 for its first step), chunks in order;
     // for the reset-before GRU only its r, z rows (its n rows: dW_hn = Σ δ_nᵀ·(r⊙h_{t-1})).
     let h_rows = if reset_before { 2 * h } else { gh };
@@ -474,5 +509,75 @@ pub(crate) fn backward_direction(
         dx,
         dh0: dh,
         dc0: dc,
+    }
+}
+
+/// `dW_ih += δ_xᵀ·X` and `dX = δ_x·W_ih` for a dense input `x` (rows, width); `dx` is written
+/// whole (β = 0 first).
+fn dense_input_grads(
+    cell: CellKind,
+    h: usize,
+    params: &DirectionParams,
+    gates: &[f32],
+    hn: &[f32],
+    x: &[f32],
+    input: usize,
+    rows_total: usize,
+    grads: &mut DirectionParams,
+    dx: &mut [f32],
+    isa: Isa,
+    par: Par,
+) {
+    let gh = cell.gates() * h;
+    if cell == CellKind::Gru {
+        let (w_rz, w_n) = params.weight_ih.split_at(2 * h * input);
+        let (d_rz, d_n) = grads.weight_ih.split_at_mut(2 * h * input);
+        let delta_rz = View::strided(gates, rows_total, 2 * h, gh);
+        let delta_n = View::row_major(hn, rows_total, h);
+        let xv = View::row_major(x, rows_total, input);
+        gemm(isa, par, 1.0, delta_rz.t(), xv, 1.0, d_rz, input);
+        gemm(isa, par, 1.0, delta_n.t(), xv, 1.0, d_n, input);
+        gemm(
+            isa,
+            par,
+            1.0,
+            delta_rz,
+            View::row_major(w_rz, 2 * h, input),
+            0.0,
+            dx,
+            input,
+        );
+        gemm(
+            isa,
+            par,
+            1.0,
+            delta_n,
+            View::row_major(w_n, h, input),
+            1.0,
+            dx,
+            input,
+        );
+    } else {
+        let delta = View::row_major(gates, rows_total, gh);
+        gemm(
+            isa,
+            par,
+            1.0,
+            delta.t(),
+            View::row_major(x, rows_total, input),
+            1.0,
+            &mut grads.weight_ih,
+            input,
+        );
+        gemm(
+            isa,
+            par,
+            1.0,
+            delta,
+            View::row_major(&params.weight_ih, gh, input),
+            0.0,
+            dx,
+            input,
+        );
     }
 }

@@ -68,6 +68,16 @@ pub enum RnnError {
         /// The name given.
         found: String,
     },
+    /// A token id outside the one-hot input's width.
+    #[error("input ids[{index}]: expected an id below input_size = {input_size}, found {id}")]
+    TokenOutOfRange {
+        /// Position in the (T, B) ids.
+        index: usize,
+        /// The id given.
+        id: u32,
+        /// I.
+        input_size: usize,
+    },
     /// Streaming inference of a bidirectional network (the reverse direction needs the future).
     #[error("streaming steps need a unidirectional network, found bidirectional = true")]
     BidirectionalStream,

@@ -34,9 +34,13 @@ mod network;
 mod params;
 mod plan;
 mod stream;
+mod workspace;
 
 pub use config::RnnConfig;
 pub use error::RnnError;
-pub use network::{Mode, Rnn, RnnCache, RnnForward, RnnInputGrads, RnnState, SeqBatch};
+pub use network::{Mode, Rnn, RnnCache, RnnForward, RnnInputGrads, RnnState, SeqBatch, TokenBatch};
 pub use params::{DirectionParams, RnnGrads, RnnParams};
 pub use stream::RnnStream;
+
+#[cfg(test)]
+mod tests;

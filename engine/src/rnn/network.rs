@@ -1,14 +1,17 @@
 //! [`Rnn`]: a stacked, optionally bidirectional recurrent network — forward over ragged sequence
 //! batches, BPTT, named parameters and gradients.
 
+use std::sync::Arc;
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use recur_kernels::CellKind;
-use recur_kernels::cells::PackFor;
+use recur_kernels::cells::{PackFor, PackedRecurrent};
 
-use super::direction::{DirectionCache, backward_direction, forward_direction};
+use super::direction::{DirInput, DirectionCache, backward_direction, forward_direction};
 use super::params::{RnnGrads, RnnParams};
 use super::plan::Plan;
+use super::workspace::{PackCache, Workspace};
 use super::{RnnConfig, RnnError};
 
 /// A batch of sequences, time-major like PyTorch's default (`batch_first = False`).
@@ -42,6 +45,45 @@ impl<'a> SeqBatch<'a> {
         self.lengths = Some(lengths);
         self
     }
+}
+
+/// A batch of token-id sequences standing for one-hot input vectors, time-major: the input of
+/// [`Rnn::forward_one_hot`].
+#[derive(Clone, Copy, Debug)]
+pub struct TokenBatch<'a> {
+    /// (T, B) ids, each `< input_size`.
+    pub ids: &'a [u32],
+    /// T
+    pub steps: usize,
+    /// B
+    pub batch: usize,
+    /// Per-row lengths in `1..=T`, or `None` for all `T` (as [`SeqBatch::lengths`]).
+    pub lengths: Option<&'a [usize]>,
+}
+
+impl<'a> TokenBatch<'a> {
+    /// `ids` (T, B) with every row `T` steps long.
+    pub fn new(ids: &'a [u32], steps: usize, batch: usize) -> Self {
+        TokenBatch {
+            ids,
+            steps,
+            batch,
+            lengths: None,
+        }
+    }
+
+    /// Gives each row its own length (see [`SeqBatch::with_lengths`]).
+    pub fn with_lengths(mut self, lengths: &'a [usize]) -> Self {
+        self.lengths = Some(lengths);
+        self
+    }
+}
+
+/// The first layer's input as a pass sees it.
+#[derive(Clone, Copy)]
+enum FirstInput<'a> {
+    Dense(&'a [f32]),
+    OneHot(&'a [u32]),
 }
 
 /// Forward for inference, or for training (dropout between layers, seeded).
@@ -133,12 +175,36 @@ pub struct RnnCache {
     layers: Vec<LayerCache>,
 }
 
+/// A layer's input, internal layout: values, or (first layer only) one-hot token ids.
+#[derive(Debug)]
+enum LayerInput {
+    /// (T·B, I_k)
+    Dense(Vec<f32>),
+    /// (T·B) ids `< I_0`.
+    OneHot(Vec<u32>),
+}
+
+impl LayerInput {
+    fn view(&self, width: usize) -> DirInput<'_> {
+        match self {
+            LayerInput::Dense(x) => DirInput::Dense { x, width },
+            LayerInput::OneHot(ids) => DirInput::OneHot { ids, width },
+        }
+    }
+
+    fn give_to(self, ws: &Workspace) {
+        if let LayerInput::Dense(x) = self {
+            ws.give(x);
+        }
+    }
+}
+
 #[derive(Debug)]
 struct LayerCache {
-    /// (T·B, I_k): the layer's input, internal layout.
-    input: Vec<f32>,
-    /// (T·B, I_k): the same reversed within each row's length (bidirectional only).
-    input_rev: Vec<f32>,
+    /// The layer's input.
+    input: LayerInput,
+    /// The same reversed within each row's length (bidirectional only).
+    input_rev: Option<LayerInput>,
     directions: Vec<DirectionCache>,
     /// (T·B, D·H): the dropout mask applied to this layer's output (0 or 1/(1−p)), if any.
     dropout_mask: Option<Vec<f32>>,
@@ -168,23 +234,90 @@ impl RnnCache {
 /// Gradients of [`Rnn::backward`] other than the parameters'.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RnnInputGrads {
-    /// `∂L/∂input`. (T, B, I)
+    /// `∂L/∂input` (T, B, I); empty after [`Rnn::forward_one_hot`] (token ids have no gradient,
+    /// and skipping it saves a GEMM).
     pub d_input: Vec<f32>,
     /// `∂L/∂(initial state)`, for truncated BPTT across chunks. (L·D, B, H)
     pub d_state: RnnState,
 }
 
 /// A stacked, optionally bidirectional SimpleRNN/LSTM/GRU network (see [`RnnConfig`]).
+///
+/// Besides its parameters it keeps, behind interior locks, a pool of buffers reused from pass to
+/// pass and `W_hh` packed for the step kernels (repacked after [`Rnn::params_mut`]); neither
+/// affects results. Hand buffers it returned back with [`Rnn::recycle`] /
+/// [`Rnn::recycle_cache`] to keep a loop allocation-free.
 #[derive(Clone, Debug)]
 pub struct Rnn {
     config: RnnConfig,
     params: RnnParams,
+    workspace: Workspace,
+    packs: PackCache,
 }
 
 impl Rnn {
     /// A network with the given parameters.
     pub(crate) fn from_params(config: RnnConfig, params: RnnParams) -> Self {
-        Rnn { config, params }
+        Rnn {
+            config,
+            params,
+            workspace: Workspace::default(),
+            packs: PackCache::default(),
+        }
+    }
+
+    /// Hands back a buffer this network returned (an output, `d_input`) for reuse by later passes.
+    pub fn recycle(&self, buffer: Vec<f32>) {
+        self.workspace.give(buffer);
+    }
+
+    /// Hands back the buffers of a cache that will not go through [`Rnn::backward`] (which
+    /// recycles its cache itself).
+    pub fn recycle_cache(&self, cache: RnnCache) {
+        for layer in cache.layers {
+            self.recycle_layer(layer);
+        }
+    }
+
+    fn recycle_layer(&self, layer: LayerCache) {
+        let ws = &self.workspace;
+        layer.input.give_to(ws);
+        if let Some(rev) = layer.input_rev {
+            rev.give_to(ws);
+        }
+        for dir in layer.directions {
+            for buffer in [dir.gates, dir.h, dir.c, dir.hn, dir.h0, dir.c0] {
+                ws.give(buffer);
+            }
+        }
+    }
+
+    /// Idle buffers in the pool and directions with packed weights (for tests).
+    #[doc(hidden)]
+    pub fn workspace_stats(&self) -> (usize, usize) {
+        (self.workspace.pooled(), self.packs.packed())
+    }
+
+    /// Fills every idle pooled buffer with NaN (for tests: results must not depend on it).
+    #[doc(hidden)]
+    pub fn poison_workspace(&self) {
+        self.workspace.poison();
+    }
+
+    /// `W_hh` of direction `index` packed for `purpose`, from the cache.
+    fn packed(&self, index: usize, purpose: PackFor) -> Arc<PackedRecurrent> {
+        let cfg = &self.config;
+        let p = &self.params.directions[index];
+        self.packs.get(index, purpose, || {
+            PackedRecurrent::with_isa(
+                cfg.isa,
+                cfg.cell,
+                cfg.hidden_size,
+                &p.weight_hh,
+                &p.bias_hh,
+                purpose,
+            )
+        })
     }
 
     /// The configuration.
@@ -197,8 +330,10 @@ impl Rnn {
         &self.params
     }
 
-    /// The parameters, mutable (an optimiser step, a checkpoint load).
+    /// The parameters, mutable (an optimiser step, a checkpoint load). Drops the packed weights:
+    /// the next pass packs the new values.
     pub fn params_mut(&mut self) -> &mut RnnParams {
+        self.packs.clear();
         &mut self.params
     }
 
@@ -228,18 +363,70 @@ impl Rnn {
         initial: Option<&RnnState>,
         mode: Mode,
     ) -> Result<(RnnForward, RnnCache), RnnError> {
-        let cfg = &self.config;
-        let plan = Plan::new(input.steps, input.batch, input.lengths)?;
-        let (steps, batch, h) = (input.steps, input.batch, cfg.hidden_size);
-        let expected = steps * batch * cfg.input_size;
+        let (steps, batch, i) = (input.steps, input.batch, self.config.input_size);
+        let plan = Plan::new(steps, batch, input.lengths)?;
+        let expected = steps * batch * i;
         if input.data.len() != expected {
             return Err(RnnError::Shape {
                 what: "input",
-                shape: format!("(T={steps}, B={batch}, I={})", cfg.input_size),
+                shape: format!("(T={steps}, B={batch}, I={i})"),
                 expected,
                 found: input.data.len(),
             });
         }
+        self.forward_plan(plan, FirstInput::Dense(input.data), initial, mode)
+    }
+
+    /// [`Rnn::forward`] of one-hot input vectors given as token ids: the same results (up to f32
+    /// rounding in the gradients) without multiplying by zeros — the input projection gathers
+    /// columns of `W_ih`, backward adds into the used columns of `dW_ih` only and returns no
+    /// `d_input`.
+    ///
+    /// # Errors
+    /// As [`Rnn::forward`] with `ids` (T, B) in place of the input, and
+    /// [`RnnError::TokenOutOfRange`] for an id ≥ `input_size`.
+    pub fn forward_one_hot(
+        &self,
+        input: TokenBatch<'_>,
+        initial: Option<&RnnState>,
+        mode: Mode,
+    ) -> Result<(RnnForward, RnnCache), RnnError> {
+        let (steps, batch, i) = (input.steps, input.batch, self.config.input_size);
+        let plan = Plan::new(steps, batch, input.lengths)?;
+        let expected = steps * batch;
+        if input.ids.len() != expected {
+            return Err(RnnError::Shape {
+                what: "input ids",
+                shape: format!("(T={steps}, B={batch})"),
+                expected,
+                found: input.ids.len(),
+            });
+        }
+        if let Some((index, &id)) = input
+            .ids
+            .iter()
+            .enumerate()
+            .find(|(_, id)| **id as usize >= i)
+        {
+            return Err(RnnError::TokenOutOfRange {
+                index,
+                id,
+                input_size: i,
+            });
+        }
+        self.forward_plan(plan, FirstInput::OneHot(input.ids), initial, mode)
+    }
+
+    fn forward_plan(
+        &self,
+        plan: Plan,
+        first: FirstInput<'_>,
+        initial: Option<&RnnState>,
+        mode: Mode,
+    ) -> Result<(RnnForward, RnnCache), RnnError> {
+        let cfg = &self.config;
+        let ws = &self.workspace;
+        let (steps, batch, h) = (plan.steps, plan.batch, cfg.hidden_size);
         if let Some(state) = initial {
             state.check(cfg, batch, "initial state")?;
         }
@@ -257,32 +444,47 @@ impl Rnn {
         };
         let rows_total = steps * batch;
         let mut final_state = RnnState::zeros(cfg, batch);
-        let mut layer_input = vec![0.0f32; rows_total * cfg.input_size];
-        plan.gather(input.data, cfg.input_size, false, &mut layer_input);
+        let mut layer_input = match first {
+            FirstInput::Dense(data) => {
+                // Written whole by the gather (zeros past each length).
+                let mut x = ws.take(rows_total * cfg.input_size);
+                plan.gather(data, cfg.input_size, false, &mut x);
+                LayerInput::Dense(x)
+            }
+            FirstInput::OneHot(ids) => {
+                let mut internal = vec![0u32; rows_total];
+                plan.gather(ids, 1, false, &mut internal);
+                LayerInput::OneHot(internal)
+            }
+        };
         let mut layers = Vec::with_capacity(cfg.num_layers);
         for layer in 0..cfg.num_layers {
             let width = self.input_width(layer);
             let input_rev = if d == 2 {
-                let mut rev = vec![0.0f32; rows_total * width];
-                plan.internal_columns(
-                    &layer_input,
-                    width,
-                    0,
-                    width,
-                    true,
-                    &mut rev,
-                    width,
-                    0,
-                    false,
-                );
-                rev
+                Some(match &layer_input {
+                    LayerInput::OneHot(ids) => {
+                        let mut rev = vec![0u32; rows_total];
+                        for (s, &len) in plan.lengths.iter().enumerate() {
+                            for t in 0..len {
+                                rev[plan.row(t, s)] = ids[plan.row(len - 1 - t, s)];
+                            }
+                        }
+                        LayerInput::OneHot(rev)
+                    }
+                    LayerInput::Dense(x) => {
+                        // Written whole (zeros past each length).
+                        let mut rev = ws.take(rows_total * width);
+                        plan.internal_columns(x, width, 0, width, true, &mut rev, width, 0, false);
+                        LayerInput::Dense(rev)
+                    }
+                })
             } else {
-                Vec::new()
+                None
             };
             let run = |dir: usize| {
                 let index = layer * d + dir;
-                let mut h0 = vec![0.0f32; batch * h];
-                let mut c0 = vec![0.0f32; if lstm { batch * h } else { 0 }];
+                let mut h0 = ws.take_zeroed(batch * h);
+                let mut c0 = ws.take_zeroed(if lstm { batch * h } else { 0 });
                 if let Some(state) = initial {
                     let rows = index * batch * h..(index + 1) * batch * h;
                     plan.gather_state(&state.h[rows.clone()], h, &mut h0);
@@ -290,17 +492,21 @@ impl Rnn {
                         plan.gather_state(&c[rows], h, &mut c0);
                     }
                 }
-                let x = if dir == 0 { &layer_input } else { &input_rev };
+                let x = if dir == 0 {
+                    &layer_input
+                } else {
+                    input_rev.as_ref().expect("bidirectional")
+                };
                 forward_direction(
                     cfg.cell,
                     h,
                     &self.params.directions[index],
-                    x,
-                    width,
+                    x.view(width),
                     &plan,
                     h0,
                     c0,
-                    purpose,
+                    self.packed(index, purpose),
+                    ws,
                     cfg.isa,
                     cfg.par,
                 )
@@ -329,9 +535,10 @@ impl Rnn {
             let is_last = layer + 1 == cfg.num_layers;
             let mut dropout_mask = None;
             let next_input = if is_last {
-                Vec::new()
+                LayerInput::Dense(Vec::new())
             } else {
-                let mut out = vec![0.0f32; rows_total * d * h];
+                // Every column block is written by one direction, whole.
+                let mut out = ws.take(rows_total * d * h);
                 for (dir, cache) in directions.iter().enumerate() {
                     plan.internal_columns(
                         &cache.h,
@@ -350,7 +557,7 @@ impl Rnn {
                     out.iter_mut().zip(&mask).for_each(|(o, m)| *o *= m);
                     dropout_mask = Some(mask);
                 }
-                out
+                LayerInput::Dense(out)
             };
             layers.push(LayerCache {
                 input: std::mem::replace(&mut layer_input, next_input),
@@ -359,7 +566,8 @@ impl Rnn {
                 dropout_mask,
             });
         }
-        let mut output = vec![0.0f32; rows_total * d * h];
+        // Every column block is written by one direction, whole (zeros past each length).
+        let mut output = ws.take(rows_total * d * h);
         let last = layers.last().expect("num_layers ≥ 1 (validated)");
         for (dir, cache) in last.directions.iter().enumerate() {
             plan.scatter(&cache.h, h, dir == 1, &mut output, d * h, dir * h);
@@ -383,7 +591,10 @@ impl Rnn {
         initial: Option<&RnnState>,
     ) -> Result<RnnForward, RnnError> {
         self.forward(input, initial, Mode::Inference)
-            .map(|(out, _)| out)
+            .map(|(out, cache)| {
+                self.recycle_cache(cache);
+                out
+            })
     }
 
     /// Backpropagation through time over the whole sequence of `cache`.
@@ -398,13 +609,14 @@ impl Rnn {
     /// match the network and the batch of `cache`.
     pub fn backward(
         &self,
-        mut cache: RnnCache,
+        cache: RnnCache,
         d_output: &[f32],
         d_final: Option<&RnnState>,
         grads: &mut RnnGrads,
     ) -> Result<RnnInputGrads, RnnError> {
         let cfg = &self.config;
-        let plan = &cache.plan;
+        let RnnCache { plan, mut layers } = cache;
+        let plan = &plan;
         let (steps, batch, h, d) = (plan.steps, plan.batch, cfg.hidden_size, cfg.directions());
         let rows_total = steps * batch;
         let expected = rows_total * d * h;
@@ -431,12 +643,14 @@ impl Rnn {
             }
         }
         let lstm = cfg.cell == CellKind::Lstm;
+        let ws = &self.workspace;
         let mut d_state = RnnState::zeros(cfg, batch);
-        let mut d_out = vec![0.0f32; expected];
+        // Written whole by the gather.
+        let mut d_out = ws.take(expected);
         plan.gather(d_output, d * h, false, &mut d_out);
         for layer in (0..cfg.num_layers).rev() {
             let width = self.input_width(layer);
-            let lc = &mut cache.layers[layer];
+            let lc = &mut layers[layer];
             if let Some(mask) = &lc.dropout_mask {
                 d_out.iter_mut().zip(mask).for_each(|(g, m)| *g *= m);
             }
@@ -449,10 +663,14 @@ impl Rnn {
                        cache: &mut DirectionCache,
                        g: &mut super::params::DirectionParams| {
                 let index = layer * d + dir;
-                let mut dy = vec![0.0f32; rows_total * h];
+                if !cache.packed.has_backward() {
+                    cache.packed = self.packed(index, PackFor::Training);
+                }
+                // Written whole (zeros past each length).
+                let mut dy = ws.take(rows_total * h);
                 plan.internal_columns(d_out_ref, d * h, dir * h, h, dir == 1, &mut dy, h, 0, false);
-                let mut dh_n = vec![0.0f32; batch * h];
-                let mut dc_n = vec![0.0f32; if lstm { batch * h } else { 0 }];
+                let mut dh_n = ws.take_zeroed(batch * h);
+                let mut dc_n = ws.take_zeroed(if lstm { batch * h } else { 0 });
                 if let Some(state) = d_final {
                     let rows = index * batch * h..(index + 1) * batch * h;
                     plan.gather_state(&state.h[rows.clone()], h, &mut dh_n);
@@ -460,22 +678,28 @@ impl Rnn {
                         plan.gather_state(&c[rows], h, &mut dc_n);
                     }
                 }
-                let x = if dir == 0 { input } else { input_rev };
-                backward_direction(
+                let x = if dir == 0 {
+                    input
+                } else {
+                    input_rev.as_ref().expect("bidirectional")
+                };
+                let grads = backward_direction(
                     cfg.cell,
                     h,
                     &self.params.directions[index],
                     cache,
-                    x,
-                    width,
+                    x.view(width),
                     plan,
                     &dy,
                     dh_n,
                     dc_n,
                     g,
+                    ws,
                     cfg.isa,
                     cfg.par,
-                )
+                );
+                ws.give(dy);
+                grads
             };
             let results = if d == 2 {
                 let (a, b) = if cfg.par.threads() > 1 {
@@ -505,31 +729,50 @@ impl Rnn {
                 }
             };
             store_state(0, &forward.dh0, &forward.dc0);
-            if let Some(reverse) = results.next() {
-                plan.internal_columns(
-                    &reverse.dx,
-                    width,
-                    0,
-                    width,
-                    true,
-                    &mut d_in,
-                    width,
-                    0,
-                    true,
-                );
-                store_state(1, &reverse.dh0, &reverse.dc0);
+            for buffer in [forward.dh0, forward.dc0] {
+                ws.give(buffer);
             }
-            d_out = d_in;
+            if let Some(reverse) = results.next() {
+                if !d_in.is_empty() {
+                    plan.internal_columns(
+                        &reverse.dx,
+                        width,
+                        0,
+                        width,
+                        true,
+                        &mut d_in,
+                        width,
+                        0,
+                        true,
+                    );
+                }
+                store_state(1, &reverse.dh0, &reverse.dc0);
+                for buffer in [reverse.dx, reverse.dh0, reverse.dc0] {
+                    ws.give(buffer);
+                }
+            }
+            ws.give(std::mem::replace(&mut d_out, d_in));
         }
-        let mut d_input = vec![0.0f32; rows_total * cfg.input_size];
-        plan.scatter(
-            &d_out,
-            cfg.input_size,
-            false,
-            &mut d_input,
-            cfg.input_size,
-            0,
-        );
+        for layer in layers {
+            self.recycle_layer(layer);
+        }
+        let d_input = if d_out.is_empty() {
+            // One-hot input: no input gradient.
+            Vec::new()
+        } else {
+            // Written whole (zeros past each length).
+            let mut d_input = ws.take(rows_total * cfg.input_size);
+            plan.scatter(
+                &d_out,
+                cfg.input_size,
+                false,
+                &mut d_input,
+                cfg.input_size,
+                0,
+            );
+            ws.give(d_out);
+            d_input
+        };
         Ok(RnnInputGrads { d_input, d_state })
     }
 }

@@ -126,7 +126,13 @@ impl Plan {
 
     /// `(T, B, width)` user tensor → `(T·B, width)` internal, reversed within each row's length
     /// if `reverse`; steps past a row's length become zeros.
-    pub fn gather(&self, user: &[f32], width: usize, reverse: bool, out: &mut [f32]) {
+    pub fn gather<T: Copy + Default>(
+        &self,
+        user: &[T],
+        width: usize,
+        reverse: bool,
+        out: &mut [T],
+    ) {
         for s in 0..self.batch {
             let (user_row, len) = (self.order[s], self.lengths[s]);
             for t in 0..self.steps {
@@ -136,7 +142,7 @@ impl Plan {
                     let src = (src_t * self.batch + user_row) * width;
                     out[dst..dst + width].copy_from_slice(&user[src..src + width]);
                 } else {
-                    out[dst..dst + width].fill(0.0);
+                    out[dst..dst + width].fill(T::default());
                 }
             }
         }
