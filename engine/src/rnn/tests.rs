@@ -6,9 +6,10 @@ use recur_kernels::{CellKind, Isa, RnnActivation};
 
 use super::{Mode, Rnn, RnnConfig, RnnError, RnnState, SeqBatch, TokenBatch};
 
-const KINDS: [CellKind; 4] = [
+const KINDS: [CellKind; 5] = [
     CellKind::Lstm,
     CellKind::Gru,
+    CellKind::GruResetBefore,
     CellKind::Rnn(RnnActivation::Tanh),
     CellKind::Rnn(RnnActivation::Relu),
 ];
