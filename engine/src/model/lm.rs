@@ -99,16 +99,70 @@ pub struct LmGrads {
     pub d_embedding: Option<Vec<f32>>,
     pub rnn: RnnGrads,
     pub decoder: DenseGrads,
+    /// Ids whose `d_embedding` rows [`LanguageModel::train_step`] wrote since the last
+    /// [`LmGrads::zero`] (with repeats); every other row is still zero.
+    embedding_rows: Vec<u32>,
+    /// D (0 without an embedding).
+    embedding_dim: usize,
 }
 
 impl LmGrads {
+    /// Sets every gradient to zero.
     pub fn zero(&mut self) {
         if let Some(d) = &mut self.d_embedding {
             d.fill(0.0);
         }
+        self.embedding_rows.clear();
         self.rnn.zero();
         self.decoder.zero();
     }
+
+    /// Sets every gradient to zero after [`LanguageModel::train_step`] calls, clearing only the
+    /// embedding rows those calls wrote (a batch touches a few hundred of the word model's 8,639
+    /// rows). Correct as long as nothing but `train_step` wrote into `d_embedding` since the last
+    /// [`LmGrads::zero`]; otherwise use that.
+    pub fn zero_written(&mut self) {
+        match &mut self.d_embedding {
+            Some(d) if !d.is_empty() => {
+                let dim = self.embedding_dim;
+                for &id in &self.embedding_rows {
+                    let at = id as usize * dim;
+                    d[at..at + dim].fill(0.0);
+                }
+            }
+            _ => {}
+        }
+        self.embedding_rows.clear();
+        self.rnn.zero();
+        self.decoder.zero();
+    }
+
+    /// Whether every gradient is finite, reading only the embedding rows
+    /// [`LanguageModel::train_step`] wrote (the others are zero; see [`LmGrads::zero_written`]).
+    pub fn written_all_finite(&self) -> bool {
+        let embedding = match &self.d_embedding {
+            Some(d) => self.embedding_rows.iter().all(|&id| {
+                let at = id as usize * self.embedding_dim;
+                all_finite(&d[at..at + self.embedding_dim])
+            }),
+            None => true,
+        };
+        embedding
+            && self.rnn.named("").iter().all(|(_, g)| all_finite(g))
+            && all_finite(&self.decoder.d_weight)
+            && all_finite(&self.decoder.d_bias)
+    }
+}
+
+/// Whether every value is finite; branch-free over the slice so it vectorises.
+pub(crate) fn all_finite(values: &[f32]) -> bool {
+    // A float is non-finite exactly when its exponent bits are all ones.
+    let exponent = 0x7f80_0000u32;
+    values.chunks(1024).all(|chunk| {
+        chunk.iter().fold(0u32, |acc, v| {
+            acc | u32::from(v.to_bits() & exponent == exponent)
+        }) == 0
+    })
 }
 
 /// What one minibatch gave: summed loss over its targets and how many were right (argmax).
@@ -177,8 +231,6 @@ pub struct LmWorkspace {
     d_head_in: Vec<f32>,
     /// (T, B, H)
     d_output: Vec<f32>,
-    /// (V, rows) the decoder's transposed product.
-    decoder_scratch: Vec<f32>,
 }
 
 impl LmWorkspace {
@@ -244,6 +296,8 @@ impl LanguageModel {
     pub fn zero_grads(&self) -> LmGrads {
         LmGrads {
             d_embedding: self.embedding.as_ref().map(|e| vec![0.0; e.weight.len()]),
+            embedding_rows: Vec::new(),
+            embedding_dim: self.embedding.as_ref().map_or(0, |e| e.dim),
             rnn: self.rnn.zero_grads(),
             decoder: DenseGrads::zeros(&self.decoder),
         }
@@ -345,6 +399,7 @@ impl LanguageModel {
                 .backward(cache, &ws.d_output, None, &mut grads.rnn)?;
             if let (Some(e), Some(d)) = (&self.embedding, &mut grads.d_embedding) {
                 e.backward(&batch.inputs, &back.d_input, d);
+                grads.embedding_rows.extend_from_slice(&batch.inputs);
             }
             self.rnn.recycle(back.d_input);
         } else {
@@ -358,13 +413,8 @@ impl LanguageModel {
     fn head(&self, targets: &[u32], rows: usize, train: bool, ws: &mut LmWorkspace) -> BatchStats {
         let v = self.config.vocab;
         ws.logits.resize(rows * v, 0.0);
-        self.decoder.forward_with(
-            self.par,
-            &ws.head_in,
-            rows,
-            &mut ws.logits,
-            &mut ws.decoder_scratch,
-        );
+        self.decoder
+            .forward(self.par, &ws.head_in, rows, &mut ws.logits);
         ws.losses.resize(rows, 0.0);
         let grad = if train {
             ws.d_logits.resize(rows * v, 0.0);
@@ -505,6 +555,8 @@ impl LanguageModel {
             if let (Some(e), Some(d)) = (&self.embedding, &mut grads.d_embedding) {
                 e.backward(&ws.ids, &back.d_input, d);
                 e.backward(&[PADDING_ID], &d_pad, d);
+                grads.embedding_rows.extend_from_slice(&ws.ids);
+                grads.embedding_rows.push(PADDING_ID);
             }
         }
         Ok((stats, forward.state))
