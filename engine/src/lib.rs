@@ -5,10 +5,12 @@
 
 pub mod checkpoint;
 pub mod data;
+pub mod diagnostics;
 pub mod fuzzing;
 pub mod heads;
 pub mod interop;
 pub mod model;
+pub mod ngram;
 pub mod optim;
 
 pub use recur_kernels as kernels;

@@ -32,6 +32,8 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Evaluate a checkpoint on a text: loss, perplexity, bits per character, accuracy.
     Eval(EvalArgs),
+    /// N-gram baselines (Kneser–Ney, add-k) scored on the held-out split, and sampled.
+    Ngram(super::ngram::NgramArgs),
     /// Print the instruction-set path the kernels use on this CPU.
     Isa,
     /// Forecast a generated signal (noisy sines, AR(2)) with an RNN against simple baselines.

@@ -11,6 +11,7 @@ pub mod cloze;
 pub mod commands;
 pub mod config;
 mod forecast;
+pub mod ngram;
 mod run;
 pub mod seq2seq;
 
@@ -66,6 +67,7 @@ pub fn main_with_args(argv: impl IntoIterator<Item = OsString>) -> i32 {
         Command::Forecast(a) => forecast::forecast_command(&a),
         Command::Seq2seq(a) => seq2seq::seq2seq_command(a),
         Command::Cloze(a) => cloze::cloze_command(a),
+        Command::Ngram(a) => ngram::ngram_command(&a),
         Command::Isa => {
             println!("{}", recur::kernels::Isa::active());
             Ok(())
