@@ -290,6 +290,22 @@ impl GradientFlowModel {
         Ok(())
     }
 
+    /// `∂L/∂h_T` (B, H) of `batch`: where back-propagation starts.
+    ///
+    /// # Errors
+    ///
+    /// [`DiagnosticsError::InvalidOption`] if `batch` is malformed.
+    pub fn last_step_gradient(&self, batch: &AddingBatch) -> Result<Vec<f32>, DiagnosticsError> {
+        self.check_batch(batch)?;
+        let (steps, b, h) = (batch.steps, batch.batch, self.config.hidden);
+        let out = self
+            .rnn
+            .infer(SeqBatch::new(&batch.inputs, steps, b), None)?;
+        Ok(self
+            .readout(&out.output[(steps - 1) * b * h..], &batch.targets)
+            .1)
+    }
+
     /// `‖∂L/∂h_t‖` for every step of `batch` (see the module docs).
     ///
     /// # Errors
