@@ -82,7 +82,8 @@ pub fn training_ranges(
     let store: &TokenStore = &data.store;
     Ok(match config {
         DatasetConfig::Windows { .. } | DatasetConfig::Streams { .. } => {
-            vec![plan.train.start as usize..plan.train.end as usize]
+            let whole = plan.train.start as usize..plan.train.end as usize;
+            std::iter::once(whole).collect()
         }
         DatasetConfig::LinePrefixes { .. } => {
             let kept = plan.train.end;
