@@ -34,6 +34,8 @@ pub enum Command {
     Eval(EvalArgs),
     /// N-gram baselines (Kneser–Ney, add-k) scored on the held-out split, and sampled.
     Ngram(super::ngram::NgramArgs),
+    /// Gradient-flow diagnostics: ‖∂L/∂h_t‖ per step for SimpleRNN, LSTM and GRU, as CSV and SVG.
+    Diagnose(super::diagnose::DiagnoseArgs),
     /// Print the instruction-set path the kernels use on this CPU.
     Isa,
     /// Forecast a generated signal (noisy sines, AR(2)) with an RNN against simple baselines.

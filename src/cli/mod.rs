@@ -11,6 +11,7 @@ pub mod cloze;
 pub mod commands;
 pub mod config;
 mod forecast;
+pub mod diagnose;
 pub mod ngram;
 mod run;
 pub mod seq2seq;
@@ -68,6 +69,7 @@ pub fn main_with_args(argv: impl IntoIterator<Item = OsString>) -> i32 {
         Command::Seq2seq(a) => seq2seq::seq2seq_command(a),
         Command::Cloze(a) => cloze::cloze_command(a),
         Command::Ngram(a) => ngram::ngram_command(&a),
+        Command::Diagnose(a) => diagnose::diagnose_command(&a),
         Command::Isa => {
             println!("{}", recur::kernels::Isa::active());
             Ok(())
