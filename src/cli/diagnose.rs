@@ -298,11 +298,11 @@ fn write_outputs(dir: &Path, a: &DiagnoseArgs, runs: &[Run]) -> std::io::Result<
         a.seed
     );
     for (i, r) in runs.iter().enumerate() {
-        let _ = write!(
+        let _ = writeln!(
             json,
             "    {{\"cell\": \"{}\", \"stage\": \"{}\", \"grad_norm_last\": {}, \
              \"grad_norm_first\": {}, \"first_to_last_ratio\": {}, \"measured_loss\": {}, \
-             \"final_train_loss\": {}}}{}\n",
+             \"final_train_loss\": {}}}{}",
             r.cell,
             r.stage.name(),
             number(r.profile.norms[r.profile.norms.len() - 1]),
@@ -332,15 +332,14 @@ fn write_outputs(dir: &Path, a: &DiagnoseArgs, runs: &[Run]) -> std::io::Result<
             })
             .collect();
         let title = format!(
-            "Gradient reaching step t from a loss at T = {} ({})",
+            "‖∂L/∂h_t‖, loss at T = {}: {}",
             a.steps,
             match stage {
                 Stage::Init => "at initialisation".to_string(),
-                Stage::Trained => format!("after {} Adam steps, no clipping", a.train_steps),
-                Stage::TrainedClipped => format!(
-                    "after {} Adam steps, clip-norm {}",
-                    a.train_steps, a.clip_norm
-                ),
+                Stage::Trained => format!("after {} Adam steps", a.train_steps),
+                Stage::TrainedClipped => {
+                    format!("{} Adam steps, clip-norm {}", a.train_steps, a.clip_norm)
+                }
             }
         );
         let svg = line_plot_svg(&title, "time step t", "log10 ‖∂L/∂h_t‖", &series);
