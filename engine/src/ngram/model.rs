@@ -30,7 +30,7 @@
 //! The discounts are estimated per order from the count-of-counts `n_r` of that order's counts
 //! (Chen & Goodman eq. 26): `Y = n₁/(n₁ + 2n₂)`, `D₁ = 1 − 2Y·n₂/n₁`, `D₂ = 2 − 3Y·n₃/n₂`,
 //! `D₃₊ = 3 − 4Y·n₄/n₃`. When a count-of-count is 0 (tiny corpora) or an estimate leaves
-//! `[0, r]`, the order falls back to Ney's single discount `Y` for all three (or 0.5 if `Y` is
+//! `(0, r]`, the order falls back to Ney's single discount `Y` for all three (or 0.5 if `Y` is
 //! undefined). [`Discounts::Fixed`] sets them by hand (`Fixed([0.75; 3])` is the classic
 //! interpolated Kneser–Ney with one discount).
 //!
@@ -126,7 +126,8 @@ impl Vocabulary {
 pub enum Discounts {
     /// Estimated per order from the count-of-counts (Chen & Goodman eq. 26).
     Estimated,
-    /// The same `[D₁, D₂, D₃₊]` at every order; `D_r` must lie in `[0, r]`.
+    /// The same `[D₁, D₂, D₃₊]` at every order; `D_r` must lie in `(0, r]` (0 would give unseen
+    /// ids probability 0).
     Fixed([f64; 3]),
 }
 
@@ -161,7 +162,7 @@ impl Smoothing {
             }
             Smoothing::KneserNey(Discounts::Fixed(d)) => {
                 for (r, &value) in d.iter().enumerate() {
-                    if !(value.is_finite() && (0.0..=(r + 1) as f64).contains(&value)) {
+                    if !(value.is_finite() && value > 0.0 && value <= (r + 1) as f64) {
                         return Err(NgramError::InvalidDiscount {
                             count: r + 1,
                             found: value,
@@ -473,9 +474,11 @@ pub fn estimate_discounts(n: [u64; 4]) -> [f64; 3] {
             2.0 - 3.0 * y * n3 / n2,
             3.0 - 4.0 * y * n4 / n3,
         ];
+        // D = 0 would leave a context whose continuations all have that count with γ = 0, and
+        // every unseen id after it with probability 0.
         if d.iter()
             .enumerate()
-            .all(|(r, &v)| v.is_finite() && (0.0..=(r + 1) as f64).contains(&v))
+            .all(|(r, &v)| v.is_finite() && v > 0.0 && v <= (r + 1) as f64)
         {
             return d;
         }
