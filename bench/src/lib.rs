@@ -4,6 +4,7 @@
 //! The machine the benchmarks run on is shared and noisy, so comparisons are made side by side in
 //! one process: [`interleaved`] alternates the contenders rep by rep and the medians are compared.
 
+pub mod conv;
 pub mod layer;
 
 use std::time::Instant;

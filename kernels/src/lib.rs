@@ -6,6 +6,7 @@
 //! - [`activations`]: vectorised exp, sigmoid and tanh with a tested error bound.
 //! - [`mmap`]: the safe read-only file map the engine uses for corpora and token caches.
 //! - [`fuzzing`]: the fuzz targets' bodies (differential checks against the references).
+//! - [`conv`]: 1-D convolution over time (im2col + SGEMM), ReLU and max pooling, for CRNNs.
 //! - [`softmax`]: fused, numerically stable softmax + cross-entropy (loss and d(logits) in one pass).
 //!
 //! Every kernel has a plain reference implementation beside it (always compiled, public) that
@@ -13,6 +14,7 @@
 
 pub mod activations;
 pub mod cells;
+pub mod conv;
 pub mod fuzzing;
 pub mod gemm;
 pub mod isa;

@@ -44,6 +44,8 @@ pub enum Command {
     Seq2seq(super::seq2seq::Seq2SeqArgs),
     /// Character cloze ("I am ___ hungry"): unidirectional vs bidirectional readers on a corpus.
     Cloze(super::cloze::ClozeArgs),
+    /// Train a CRNN (Conv1D → GRU/LSTM) on a synthetic audio-like task; accuracy and clips/s.
+    Crnn(super::crnn::CrnnArgs),
 }
 
 /// Character or word model.

@@ -10,6 +10,7 @@ pub mod args;
 pub mod cloze;
 pub mod commands;
 pub mod config;
+mod crnn;
 pub mod diagnose;
 mod forecast;
 pub mod ngram;
@@ -70,6 +71,7 @@ pub fn main_with_args(argv: impl IntoIterator<Item = OsString>) -> i32 {
         Command::Cloze(a) => cloze::cloze_command(a),
         Command::Ngram(a) => ngram::ngram_command(&a),
         Command::Diagnose(a) => diagnose::diagnose_command(&a),
+        Command::Crnn(a) => crnn::crnn_command(&a),
         Command::Isa => {
             println!("{}", recur::kernels::Isa::active());
             Ok(())

@@ -5,6 +5,7 @@
 //! rnnbench peak [--threads N]
 //! rnnbench gemm --m M --n N --k K [--threads N] [--reps R] [--packed-b]
 //! rnnbench layer --cell lstm|gru|rnn --mode train|infer --batch B --steps T --input I --hidden H [--threads N] [--reps R]
+//! rnnbench conv [--batch 32 --steps 400 --input 40 --output 128 --kernel 5 --padding 2] [--threads N]
 //! ```
 
 use std::time::Instant;
@@ -35,6 +36,8 @@ enum Command {
     Gemm(GemmArgs),
     /// One recurrent layer over a sequence batch: forward (infer) or forward + BPTT (train).
     Layer(recur_bench::layer::LayerArgs),
+    /// Conv1D forward + backward (im2col + SGEMM, and K shifted GEMMs) beside the FMA peak.
+    Conv(recur_bench::conv::ConvArgs),
 }
 
 #[derive(Args, Debug)]
@@ -78,6 +81,7 @@ fn main() {
         Command::Peak(args) => peak_command(&args),
         Command::Gemm(args) => gemm_command(&args),
         Command::Layer(args) => recur_bench::layer::layer_command(&args),
+        Command::Conv(args) => recur_bench::conv::conv_command(&args),
     }
 }
 

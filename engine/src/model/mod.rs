@@ -1,5 +1,7 @@
-//! Model pieces around the recurrent layers: dense and embedding layers, sampling, plots.
+//! Model pieces around the recurrent layers: dense, embedding, conv/pool layers, sampling, plots.
 
+pub mod conv;
+pub mod crnn;
 pub mod dense;
 pub mod embedding;
 pub mod init;
@@ -7,4 +9,5 @@ pub mod lm;
 pub mod loss;
 mod padding;
 pub mod plot;
+pub mod pool;
 pub mod sampling;
