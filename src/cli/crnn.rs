@@ -49,7 +49,7 @@ pub struct CrnnArgs {
     #[arg(long, value_name = "N", default_value_t = 1000, value_parser = positive_usize)]
     pub test_clips: usize,
     /// Passes over the training clips.
-    #[arg(long, value_name = "N", default_value_t = 6, value_parser = positive_usize)]
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = positive_usize)]
     pub epochs: usize,
     /// Clips per minibatch.
     #[arg(long, value_name = "B", default_value_t = 32, value_parser = positive_usize)]
@@ -60,8 +60,11 @@ pub struct CrnnArgs {
     /// Output channels of the convolution.
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = positive_usize)]
     pub conv_channels: usize,
+    /// Max-pooling window (and stride) over time, in frames.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = positive_usize)]
+    pub pool: usize,
     /// Hidden units of the recurrent layer.
-    #[arg(long, value_name = "N", default_value_t = 96, value_parser = positive_usize)]
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = positive_usize)]
     pub hidden: usize,
     /// Worker threads [default: all cores].
     #[arg(long, value_name = "N", value_parser = positive_usize)]
@@ -89,6 +92,7 @@ fn run(args: &CrnnArgs) -> Result<(), CliError> {
             CrnnCellArg::Gru => CellKind::Gru,
             CrnnCellArg::Lstm => CellKind::Lstm,
         },
+        pool: args.pool,
         hidden: args.hidden,
         classes: task.classes,
         par: Par::Rayon(0),

@@ -72,15 +72,15 @@ pub struct CrnnConfig {
 }
 
 impl Default for CrnnConfig {
-    /// 40 → Conv1d(64, K = 5) → ReLU → MaxPool(2) → GRU(96) → Dense(8).
+    /// 40 → Conv1d(64, K = 5) → ReLU → MaxPool(4) → GRU(64) → Dense(8).
     fn default() -> Self {
         CrnnConfig {
             in_channels: 40,
             conv_channels: 64,
             kernel_width: 5,
-            pool: 2,
+            pool: 4,
             cell: CellKind::Gru,
-            hidden: 96,
+            hidden: 64,
             classes: 8,
             isa: Isa::active(),
             par: Par::Rayon(0),

@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! energy[t, c] = a · Σ_tones exp(−(c − f_tone(τ))² / (2σ²)) · on(τ)   +   n · Exp(1)
-//! feature      = ln(0.1 + energy)
+//! feature      = ln(0.1 + energy) − ln(0.1 + n)
 //! ```
 //!
 //! with `τ ∈ [0, 1]` the position inside the event, `σ = 1` band, the noise energy of every
@@ -181,12 +181,13 @@ fn tones(label: u32, f0: f64, tau: f64, out: &mut Vec<(f64, f64)>) {
 fn render_clip(config: &AudioTaskConfig, label: u32, rng: &mut ChaCha8Rng, clip: &mut [f32]) {
     let (frames, bands) = (config.frames, config.bands);
     let loudness = rng.random_range(0.6..1.4);
-    let noise = rng.random_range(0.2..0.5);
+    let noise: f64 = rng.random_range(0.2..0.5);
     // The base band leaves room for the widest pattern (f₀ + 15) below the top band.
     let f0 = rng.random_range(4.0..(bands as f64 - 16.0));
     let duration = rng.random_range(frames / 2..=frames * 9 / 10);
     let onset = rng.random_range(0..=frames - duration);
     const SIGMA: f64 = 1.0;
+    let floor = (0.1 + noise).ln();
     let mut active = Vec::new();
     for t in 0..frames {
         let in_event = (onset..onset + duration).contains(&t);
@@ -207,7 +208,7 @@ fn render_clip(config: &AudioTaskConfig, label: u32, rng: &mut ChaCha8Rng, clip:
             // Exp(1) by inversion; 1 − u ∈ (0, 1] keeps the logarithm finite.
             let background = -(1.0 - rng.random::<f64>()).ln();
             let energy = loudness * signal + noise * background;
-            clip[t * bands + c] = (0.1 + energy).ln() as f32;
+            clip[t * bands + c] = ((0.1 + energy).ln() - floor) as f32;
         }
     }
 }
