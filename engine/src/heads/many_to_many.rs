@@ -9,7 +9,7 @@ use super::{
 };
 use crate::model::dense::{Dense, DenseGrads};
 use crate::optim::Optimizer;
-use crate::rnn::{Mode, Rnn, SeqBatch};
+use crate::rnn::{Mode, Rnn, RnnConfig, SeqBatch};
 
 /// A recurrent network with a dense head applied at every step: sequence tagging
 /// (softmax cross-entropy per step) or per-step regression (MSE).
@@ -99,12 +99,15 @@ impl ManyToMany {
         check_lengths(input.lengths, input.steps, input.batch)?;
         let out = self.rnn.infer(input, None)?;
         let rows = real_rows(input);
-        let features = gather_rows(&out.output, self.head.input, &rows);
-        let compact = head_outputs(&self.head, self.rnn.config().par, &features, rows.len());
-        let width = self.objective.width();
-        let mut outputs = vec![0.0f32; input.steps * input.batch * width];
-        scatter_rows(&compact, width, &rows, &mut outputs);
-        Ok(outputs)
+        let par = self.rnn.config().par;
+        Ok(step_outputs(
+            &self.head,
+            self.objective,
+            par,
+            &out.output,
+            &rows,
+            input.steps * input.batch,
+        ))
     }
 
     /// The mean loss over the real steps, without gradients (no dropout).
@@ -118,18 +121,13 @@ impl ManyToMany {
     pub fn loss(&self, input: SeqBatch<'_>, targets: Targets<'_>) -> Result<f64, HeadError> {
         let rows = self.check(input, targets)?;
         let out = self.rnn.infer(input, None)?;
-        let features = gather_rows(&out.output, self.head.input, &rows);
-        let compact_targets = gather_targets(targets, self.objective.width(), &rows);
-        let cfg = self.rnn.config();
-        Ok(head_loss(
+        Ok(step_loss(
             &self.head,
             self.objective,
-            cfg.isa,
-            cfg.par,
-            &features,
-            rows.len(),
-            compact_targets.as_targets(),
-            None,
+            self.rnn.config(),
+            &out.output,
+            &rows,
+            targets,
         ))
     }
 
@@ -190,6 +188,48 @@ impl ManyToMany {
         check_classes(self.objective, targets, rows.iter().copied())?;
         Ok(rows)
     }
+}
+
+/// The head's outputs at the real steps `rows` of a network output (T·B, F), scattered back to
+/// (T·B, O) with zeros at padded steps.
+pub(super) fn step_outputs(
+    head: &Dense,
+    objective: Objective,
+    par: recur_kernels::Par,
+    output: &[f32],
+    rows: &[usize],
+    total_rows: usize,
+) -> Vec<f32> {
+    let features = gather_rows(output, head.input, rows);
+    let compact = head_outputs(head, par, &features, rows.len());
+    let width = objective.width();
+    let mut outputs = vec![0.0f32; total_rows * width];
+    scatter_rows(&compact, width, rows, &mut outputs);
+    outputs
+}
+
+/// The head's mean loss over the real steps `rows` of a network output (T·B, F), without
+/// gradients; `targets` are per step (T·B) and gathered to the same rows.
+pub(super) fn step_loss(
+    head: &Dense,
+    objective: Objective,
+    cfg: &RnnConfig,
+    output: &[f32],
+    rows: &[usize],
+    targets: Targets<'_>,
+) -> f64 {
+    let features = gather_rows(output, head.input, rows);
+    let compact_targets = gather_targets(targets, objective.width(), rows);
+    head_loss(
+        head,
+        objective,
+        cfg.isa,
+        cfg.par,
+        &features,
+        rows.len(),
+        compact_targets.as_targets(),
+        None,
+    )
 }
 
 /// The indices `t·B + b` of the real steps, in (t, b) order.

@@ -5,10 +5,12 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use recur_kernels::CellKind;
 
-use super::many_to_many::{gather_rows, gather_targets, real_rows, scatter_rows};
+use super::many_to_many::{
+    gather_rows, gather_targets, real_rows, scatter_rows, step_loss, step_outputs,
+};
 use super::{
     HeadError, HeadGrads, Objective, Targets, apply_step, check_classes, check_lengths,
-    check_targets, head_loss, head_outputs, named_params,
+    check_targets, head_loss, named_params,
 };
 use crate::model::dense::{Dense, DenseGrads};
 use crate::model::sampling::argmax;
@@ -199,12 +201,15 @@ impl OneToMany {
         let initial = self.initial_state(vectors, batch).map(|(state, _)| state);
         let out = self.rnn.infer(input, initial.as_ref())?;
         let rows = real_rows(input);
-        let features = gather_rows(&out.output, self.head.input, &rows);
-        let compact = head_outputs(&self.head, self.rnn.config().par, &features, rows.len());
-        let width = self.objective.width();
-        let mut outputs = vec![0.0f32; steps * batch * width];
-        scatter_rows(&compact, width, &rows, &mut outputs);
-        Ok(outputs)
+        let par = self.rnn.config().par;
+        Ok(step_outputs(
+            &self.head,
+            self.objective,
+            par,
+            &out.output,
+            &rows,
+            steps * batch,
+        ))
     }
 
     /// The teacher-forced mean loss over the real steps, without gradients (no dropout).
@@ -227,18 +232,13 @@ impl OneToMany {
         let initial = self.initial_state(vectors, batch).map(|(state, _)| state);
         let out = self.rnn.infer(input, initial.as_ref())?;
         let rows = real_rows(input);
-        let features = gather_rows(&out.output, self.head.input, &rows);
-        let compact_targets = gather_targets(targets, self.objective.width(), &rows);
-        let cfg = self.rnn.config();
-        Ok(head_loss(
+        Ok(step_loss(
             &self.head,
             self.objective,
-            cfg.isa,
-            cfg.par,
-            &features,
-            rows.len(),
-            compact_targets.as_targets(),
-            None,
+            self.rnn.config(),
+            &out.output,
+            &rows,
+            targets,
         ))
     }
 
