@@ -75,7 +75,7 @@ pub fn line_plot_svg(title: &str, x_label: &str, y_label: &str, series: &[Series
         );
         let _ = writeln!(
             svg,
-            r#"<text x="{x}" y="{y}" text-anchor="middle">{fx:.4}</text>"#,
+            r#"<text x="{x}" y="{y}" text-anchor="middle">{fx}</text>"#,
             x = sx(fx),
             y = MARGIN_Y + plot_h + 16.0,
             fx = trim_number(fx),
@@ -126,6 +126,8 @@ pub fn line_plot_svg(title: &str, x_label: &str, y_label: &str, series: &[Series
     svg
 }
 
+/// Rounds a tick value to 4 decimals; printed with `{}` (shortest round-trip form), whole
+/// values such as epochs print without decimals and fractions without trailing zeros.
 fn trim_number(x: f64) -> f64 {
     (x * 1e4).round() / 1e4
 }
@@ -157,6 +159,25 @@ mod tests {
         assert_eq!(svg.matches("<polyline").count(), 2);
         assert!(svg.contains("train &lt;loss&gt;"));
         assert!(!svg.contains("NaN"));
+        // x ticks over epochs 1..=6 fall on whole numbers and 1.0 steps: no decimals printed.
+        let epochs = Series {
+            name: "e".into(),
+            points: (1..=6).map(|e| (e as f64, 1.0 / e as f64)).collect(),
+        };
+        let svg = line_plot_svg("loss", "epoch", "loss", &[epochs]);
+        for tick in ["1", "2", "3", "4", "5", "6"] {
+            assert!(
+                svg.contains(&format!(">{tick}</text>")),
+                "missing x tick {tick}"
+            );
+        }
+        assert!(!svg.contains(">1.0000</text>"));
+        let fractional = Series {
+            name: "f".into(),
+            points: vec![(0.0, 0.0), (0.5, 1.0)],
+        };
+        let svg = line_plot_svg("f", "x", "y", &[fractional]);
+        assert!(svg.contains(">0.1</text>") && svg.contains(">0.5</text>"));
         let empty = line_plot_svg("empty", "x", "y", &[]);
         assert!(empty.contains("</svg>"));
     }
