@@ -124,3 +124,27 @@ fn streams_resume_mid_epoch_with_their_carried_state() {
     assert_eq!(state["progress"]["epoch"], 1);
     assert_eq!(state["progress"]["batches_done"], 5);
 }
+
+#[test]
+fn embedding_and_output_dropout_with_lr_decay_resume_bit_identically() {
+    // Masks from (seed, step) and a step-indexed decay: a stop inside epoch 2 (after one decay)
+    // resumes to the same bytes.
+    let state = stop_and_resume(
+        &[
+            "--model",
+            "gru",
+            "--embedding-size",
+            "6",
+            "--embed-dropout",
+            "0.3",
+            "--output-dropout",
+            "0.4",
+            "--lr-decay",
+            "0.5",
+            "--batch-size",
+            "32",
+        ],
+        "28",
+    );
+    assert_eq!(state["progress"]["epoch"], 2);
+}

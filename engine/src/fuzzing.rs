@@ -395,6 +395,8 @@ fn tiny_run(
         hidden,
         num_layers,
         dropout: 0.0,
+        embed_dropout: 0.0,
+        output_dropout: 0.0,
         init: InitScheme::Keras,
     };
     let model = LanguageModel::new(config, Par::Seq, 7).expect("a valid tiny model");

@@ -180,10 +180,33 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = positive_f32)]
     pub clip_norm: Option<f32>,
 
-    /// Dropout probability on the outputs of the recurrent layers, in [0, 1).
+    /// Dropout probability between stacked recurrent layers, in [0, 1) (char-rnn's; acts only
+    /// with --num-layers ≥ 2).
     #[arg(long, value_name = "P", default_value_t = 0.0, allow_negative_numbers = true,
           value_parser = dropout_fraction)]
     pub dropout: f32,
+
+    /// Dropout probability on the embedding's output (the first layer's input), in [0, 1);
+    /// training only. Needs an embedding (--embedding-size).
+    #[arg(long, value_name = "P", default_value_t = 0.0, allow_negative_numbers = true,
+          value_parser = dropout_fraction)]
+    pub embed_dropout: f32,
+
+    /// Dropout probability on the last recurrent layer's output (the decoder's input), in
+    /// [0, 1); training only. With --embed-dropout and --dropout: Zaremba et al. (2014).
+    #[arg(long, value_name = "P", default_value_t = 0.0, allow_negative_numbers = true,
+          value_parser = dropout_fraction)]
+    pub output_dropout: f32,
+
+    /// Multiply the learning rate by G at the end of every epoch from --lr-decay-after on
+    /// (char-rnn's learning_rate_decay), G in (0, 1]. Saved with the run.
+    #[arg(long, value_name = "G", allow_negative_numbers = true, value_parser = decay_factor)]
+    pub lr_decay: Option<f32>,
+
+    /// First epoch at whose end --lr-decay applies.
+    #[arg(long, value_name = "E", default_value_t = 1, allow_negative_numbers = true,
+          value_parser = positive_usize)]
+    pub lr_decay_after: usize,
 
     /// Passes over the training data.
     #[arg(long, value_name = "N", default_value_t = 25, allow_negative_numbers = true,
@@ -357,6 +380,15 @@ pub fn unit_fraction(s: &str) -> Result<f64, String> {
 /// A dropout probability in [0, 1).
 pub fn dropout_fraction(s: &str) -> Result<f32, String> {
     unit_fraction(s).map(|v| v as f32)
+}
+
+/// A learning-rate decay factor in (0, 1].
+pub fn decay_factor(s: &str) -> Result<f32, String> {
+    let v = parse_f64(s)?;
+    if !(v > 0.0 && v <= 1.0) {
+        return Err(format!("expected a factor in (0, 1], found {s}"));
+    }
+    Ok(v as f32)
 }
 
 /// A nucleus mass in (0, 1].

@@ -97,10 +97,22 @@ pub struct ModelConfig {
     pub num_layers: usize,
     /// Embedding width, or `None` for one-hot input.
     pub embedding_size: Option<usize>,
-    /// Dropout probability on the outputs of the recurrent layers (char-rnn's `dropout`).
+    /// Dropout probability between stacked layers (char-rnn's `dropout`).
     pub dropout: f32,
+    /// Dropout probability on the embedding's output.
+    pub embed_dropout: f32,
+    /// Dropout probability on the last layer's output, before the decoder.
+    pub output_dropout: f32,
     /// Whose default initialisation.
     pub init: recur::engine::model::init::InitScheme,
+}
+
+/// char-rnn's learning-rate decay: × `gamma` at the end of every epoch from `after` on.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LrDecay {
+    pub gamma: f32,
+    /// 1-based epoch.
+    pub after: usize,
 }
 
 /// Gradient clipping; both may apply (by value first, then by norm).
@@ -123,6 +135,7 @@ pub struct TrainConfig {
     pub model: ModelConfig,
     pub optimizer: OptimizerKind,
     pub learning_rate: f32,
+    pub lr_decay: Option<LrDecay>,
     pub clip: GradClip,
     pub batch_size: usize,
     pub max_epochs: usize,
@@ -254,7 +267,21 @@ impl TrainConfig {
                 Task::Word => Some(100),
             }),
             dropout: a.dropout,
+            embed_dropout: a.embed_dropout,
+            output_dropout: a.output_dropout,
         };
+        if model.embed_dropout > 0.0 && model.embedding_size.is_none() {
+            return Err(CliError::bad_input(format!(
+                "--embed-dropout {}: needs an embedding (--embedding-size N), found one-hot input",
+                model.embed_dropout
+            )));
+        }
+        if a.lr_decay.is_none() && a.lr_decay_after != 1 {
+            return Err(CliError::bad_input(format!(
+                "--lr-decay-after {}: needs --lr-decay G, found none",
+                a.lr_decay_after
+            )));
+        }
         let optimizer = match a.optimizer.unwrap_or(match task {
             Task::Char => OptimizerArg::Rmsprop,
             Task::Word => OptimizerArg::Adam,
@@ -280,6 +307,10 @@ impl TrainConfig {
             model,
             optimizer,
             learning_rate: a.learning_rate,
+            lr_decay: a.lr_decay.map(|gamma| LrDecay {
+                gamma,
+                after: a.lr_decay_after,
+            }),
             clip: GradClip {
                 value: a.grad_clip,
                 norm: a.clip_norm,
@@ -500,6 +531,32 @@ mod tests {
     }
 
     #[test]
+    fn dropout_and_decay_flags_reach_the_config() {
+        let c = train(&[
+            "--task",
+            "word",
+            "--embed-dropout",
+            "0.4",
+            "--output-dropout",
+            "0.5",
+            "--lr-decay",
+            "0.8",
+            "--lr-decay-after",
+            "6",
+        ])
+        .unwrap();
+        assert_eq!((c.model.embed_dropout, c.model.output_dropout), (0.4, 0.5));
+        assert_eq!(
+            c.lr_decay,
+            Some(LrDecay {
+                gamma: 0.8,
+                after: 6
+            })
+        );
+        assert_eq!(train(&[]).unwrap().lr_decay, None);
+    }
+
+    #[test]
     fn cross_flag_rules_name_the_flag() {
         for (args, flag) in [
             (&["--dataset", "line-prefixes"][..], "--dataset"),
@@ -507,6 +564,14 @@ mod tests {
             (&["--task", "word", "--keep-lines"][..], "--keep-lines"),
             (&["--task", "word", "--max-vocab", "2"][..], "--max-vocab"),
             (&["--dropout", "1"][..], "--dropout"),
+            (&["--embed-dropout", "0.5"][..], "--embed-dropout"),
+            (
+                &["--task", "word", "--output-dropout", "1"][..],
+                "--output-dropout",
+            ),
+            (&["--lr-decay", "0"][..], "--lr-decay"),
+            (&["--lr-decay", "1.5"][..], "--lr-decay"),
+            (&["--lr-decay-after", "3"][..], "--lr-decay-after"),
             (&["--corpus", ""][..], "--corpus"),
             (&["--rnn-size", "0"][..], "--rnn-size"),
             (&["--learning-rate", "-1"][..], "--learning-rate"),

@@ -13,7 +13,7 @@ use recur::engine::data::tokenizer::VecSink;
 use recur::engine::data::{Corpus, DataError, PreparedData, TokenStore, Tokenizer};
 use recur::engine::model::lm::{LanguageModel, LmConfig, LmWorkspace};
 use recur::engine::model::sampling::Sampling as EngineSampling;
-use recur::engine::optim::{GradClip as EngineClip, Optimizer, OptimizerConfig};
+use recur::engine::optim::{GradClip as EngineClip, LrSchedule, Optimizer, OptimizerConfig};
 use recur::engine::train::{
     CheckpointBundle, DatasetSpec, EpochRecord, TrainObserver, TrainOptions, Trainer,
     evaluate_dataset, generate, load_checkpoint,
@@ -76,11 +76,13 @@ pub fn train(config: TrainConfig, data: PreparedData) -> Result<(), CliError> {
             hidden: config.model.hidden_size,
             num_layers: config.model.num_layers,
             dropout: config.model.dropout,
+            embed_dropout: config.model.embed_dropout,
+            output_dropout: config.model.output_dropout,
             init: config.model.init,
         };
         let model = LanguageModel::new(lm, Par::Rayon(0), config.seed)
             .map_err(|e| CliError::bad_input(e.to_string()))?;
-        let optimizer = Optimizer::new(optimizer_config(&config))
+        let optimizer = Optimizer::new(optimizer_config(&config, &data.train))
             .map_err(|e| CliError::bad_input(e.to_string()))?;
         Trainer::new(model, optimizer, options)
     };
@@ -149,14 +151,30 @@ fn clip_options(config: &TrainConfig) -> Vec<EngineClip> {
     clip
 }
 
-/// Keras's arithmetic and defaults (the seeds are Keras programs), at the requested rate.
-fn optimizer_config(config: &TrainConfig) -> OptimizerConfig {
+/// Keras's arithmetic and defaults (the seeds are Keras programs), at the requested rate and
+/// decay (per epoch of `train`, as a step schedule so a resumed run gets the same rates).
+fn optimizer_config(config: &TrainConfig, train: &Dataset) -> OptimizerConfig {
     let base = match config.optimizer {
         OptimizerKind::Sgd => OptimizerConfig::keras_sgd(),
         OptimizerKind::RmsProp => OptimizerConfig::keras_rmsprop(),
         OptimizerKind::Adam => OptimizerConfig::keras_adam(),
     };
-    base.with_learning_rate(config.learning_rate)
+    let base = base.with_learning_rate(config.learning_rate);
+    match config.lr_decay {
+        None => base,
+        Some(decay) => {
+            let epoch = match train {
+                Dataset::Streams(streams) => streams.chunks(),
+                other => other.num_samples().div_ceil(config.batch_size),
+            } as u64;
+            // The first decay comes at the end of epoch `after`.
+            base.with_schedule(LrSchedule::Step {
+                every: epoch.max(1),
+                gamma: decay.gamma,
+                delay: (decay.after as u64 - 1) * epoch,
+            })
+        }
+    }
 }
 
 /// Loads the run's last checkpoint and checks it fits the data and flags given now.
@@ -232,6 +250,8 @@ fn check_resumable(
         hidden: config.model.hidden_size,
         num_layers: config.model.num_layers,
         dropout: config.model.dropout,
+        embed_dropout: config.model.embed_dropout,
+        output_dropout: config.model.output_dropout,
         init: config.model.init,
     };
     if requested != bundle.model.config {
@@ -247,13 +267,16 @@ fn check_resumable(
 
 fn describe_model(c: &LmConfig) -> String {
     format!(
-        "{} {}×{} over {} ids{}",
+        "{} {}×{} over {} ids{}, dropout {} (between layers) / {} (embedding) / {} (output)",
         c.cell,
         c.num_layers,
         c.hidden,
         c.vocab,
         c.embedding_dim
-            .map_or(String::new(), |d| format!(", embedding {d}"))
+            .map_or(String::new(), |d| format!(", embedding {d}")),
+        c.dropout,
+        c.embed_dropout,
+        c.output_dropout
     )
 }
 

@@ -68,6 +68,8 @@ fn run(args: &Args) -> Result<(), String> {
         hidden: args.hidden,
         num_layers: 1,
         dropout: 0.0,
+        embed_dropout: 0.0,
+        output_dropout: 0.0,
         init: InitScheme::Keras,
     };
     let mut model = LanguageModel::new(config, par, 7).map_err(|e| e.to_string())?;

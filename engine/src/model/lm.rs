@@ -10,7 +10,7 @@
 //! (`nn.RNN`/`nn.LSTM`/`nn.GRU`) and `decoder` (`nn.Linear`), so a checkpoint loads into the
 //! equivalent torch model with `load_state_dict`.
 
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use recur_kernels::cells::PackFor;
 use recur_kernels::softmax::{LogitsGrad, softmax_cross_entropy};
@@ -41,6 +41,14 @@ pub struct LmConfig {
     pub num_layers: usize,
     /// Dropout between stacked layers (training only).
     pub dropout: f32,
+    /// Dropout on the embedding's output, the first layer's input (training only; needs an
+    /// embedding). With `output_dropout`, the non-recurrent connections of Zaremba et al. (2014)
+    /// that `dropout` (between layers) does not reach in a one-layer model.
+    #[serde(default)]
+    pub embed_dropout: f32,
+    /// Dropout on the last layer's output, the decoder's input (training only).
+    #[serde(default)]
+    pub output_dropout: f32,
     /// Whose default initialisation to use (the seeds are Keras programs).
     #[serde(default)]
     pub init: InitScheme,
@@ -76,6 +84,13 @@ impl LmConfig {
 pub enum LmError {
     #[error("unknown cell {0:?}: expected rnn_tanh, rnn_relu, lstm or gru")]
     UnknownCell(String),
+    #[error("{what} dropout: expected a probability in [0, 1), found {found}")]
+    Dropout { what: &'static str, found: f32 },
+    #[error(
+        "embedding dropout {0}: needs an embedding (embedding_dim), found one-hot input; \
+         use a dropout of 0 or add an embedding"
+    )]
+    EmbedDropoutWithoutEmbedding(f32),
     #[error(transparent)]
     Rnn(#[from] RnnError),
 }
@@ -151,6 +166,35 @@ impl LmGrads {
             && self.rnn.named("").iter().all(|(_, g)| all_finite(g))
             && all_finite(&self.decoder.d_weight)
             && all_finite(&self.decoder.d_bias)
+    }
+}
+
+/// ChaCha stream of the embedding-dropout mask: the RNN's between-layer masks use stream 0 of
+/// the same seed, so the three kinds of mask are independent.
+const EMBED_STREAM: u64 = 1;
+/// ChaCha stream of the output-dropout mask.
+const OUTPUT_STREAM: u64 = 2;
+
+/// Inverted dropout of `values` in training (`seed` is `Some`) with probability `p > 0`: draws
+/// `mask` (0 or `1/(1−p)`, one draw per value in order) from stream `stream` of a `ChaCha8Rng`
+/// seeded with `seed`, and multiplies. Otherwise leaves `values` alone and `mask` empty.
+fn apply_dropout(seed: Option<u64>, stream: u64, p: f32, values: &mut [f32], mask: &mut Vec<f32>) {
+    mask.clear();
+    let Some(seed) = seed.filter(|_| p > 0.0) else {
+        return;
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(stream);
+    let keep = 1.0 / (1.0 - p);
+    mask.extend((0..values.len()).map(|_| if rng.random::<f32>() < p { 0.0 } else { keep }));
+    multiply(values, mask);
+}
+
+/// `values *= mask` element-wise; nothing when `mask` is empty (no dropout was applied).
+fn multiply(values: &mut [f32], mask: &[f32]) {
+    if !mask.is_empty() {
+        debug_assert_eq!(values.len(), mask.len(), "dropout mask of another shape");
+        values.iter_mut().zip(mask).for_each(|(v, m)| *v *= m);
     }
 }
 
@@ -231,6 +275,11 @@ pub struct LmWorkspace {
     d_head_in: Vec<f32>,
     /// (T, B, H)
     d_output: Vec<f32>,
+    /// (T, B, D) the embedding-dropout mask of the last training batch (0 or 1/(1−p)); empty
+    /// when none was applied.
+    embed_mask: Vec<f32>,
+    /// (rows, H) the output-dropout mask of the last training batch; empty when none.
+    output_mask: Vec<f32>,
 }
 
 impl LmWorkspace {
@@ -251,6 +300,17 @@ impl LmWorkspace {
 impl LanguageModel {
     /// A freshly initialised model: PyTorch's default initialisations, seeded.
     pub fn new(config: LmConfig, par: Par, seed: u64) -> Result<Self, LmError> {
+        for (what, p) in [
+            ("embedding", config.embed_dropout),
+            ("output", config.output_dropout),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(LmError::Dropout { what, found: p });
+            }
+        }
+        if config.embed_dropout > 0.0 && config.embedding_dim.is_none() {
+            return Err(LmError::EmbedDropoutWithoutEmbedding(config.embed_dropout));
+        }
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let embedding = config
             .embedding_dim
@@ -368,8 +428,11 @@ impl LanguageModel {
             },
             None => Mode::Inference,
         };
+        let drop_seed = train.as_ref().map(|(seed, _)| *seed);
         let (forward, cache) = if self.embedding.is_some() {
             self.embed(&batch.inputs, &mut ws.x);
+            let p = self.config.embed_dropout;
+            apply_dropout(drop_seed, EMBED_STREAM, p, &mut ws.x, &mut ws.embed_mask);
             self.rnn
                 .forward(SeqBatch::new(&ws.x, steps, b), initial, mode)?
         } else {
@@ -387,16 +450,26 @@ impl LanguageModel {
         ws.head_in
             .extend_from_slice(&output[head_offset..head_offset + rows * h]);
         self.rnn.recycle(output);
+        let p = self.config.output_dropout;
+        apply_dropout(
+            drop_seed,
+            OUTPUT_STREAM,
+            p,
+            &mut ws.head_in,
+            &mut ws.output_mask,
+        );
         let stats = self.head(&batch.targets, rows, train.is_some(), ws);
 
         if let Some((_, grads)) = train {
             self.head_backward(rows, &mut grads.decoder, ws);
+            multiply(&mut ws.d_head_in, &ws.output_mask);
             ws.d_output.clear();
             ws.d_output.resize(steps * b * h, 0.0);
             ws.d_output[head_offset..head_offset + rows * h].copy_from_slice(&ws.d_head_in);
-            let back = self
+            let mut back = self
                 .rnn
                 .backward(cache, &ws.d_output, None, &mut grads.rnn)?;
+            multiply(&mut back.d_input, &ws.embed_mask);
             if let (Some(e), Some(d)) = (&self.embedding, &mut grads.d_embedding) {
                 e.backward(&batch.inputs, &back.d_input, d);
                 grads.embedding_rows.extend_from_slice(&batch.inputs);
@@ -462,11 +535,15 @@ impl LanguageModel {
     ) -> Option<usize> {
         let cfg = self.rnn.config();
         let dropout_between_layers = training && cfg.dropout > 0.0 && cfg.num_layers > 1;
+        // The padding chain has no masks: it would run the padding steps undropped.
+        let dropout_outside =
+            training && (self.config.embed_dropout > 0.0 || self.config.output_dropout > 0.0);
         if ws.padding != PaddingMode::Shared
             || batch.targets_kind != Targets::LastStep
             || initial.is_some()
             || cfg.bidirectional
             || dropout_between_layers
+            || dropout_outside
             // The padding chain implements the three PyTorch cells' weight gradients only.
             || cfg.cell == CellKind::GruResetBefore
         {

@@ -360,6 +360,8 @@ mod tests {
             hidden: 7,
             num_layers: layers,
             dropout,
+            embed_dropout: 0.0,
+            output_dropout: 0.0,
             init: InitScheme::Keras,
         };
         let mut m = LanguageModel::new(config, Par::Seq, 5).unwrap();
