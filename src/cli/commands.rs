@@ -167,14 +167,21 @@ fn train_summary(
             .display()
     ));
     s.push_str(&format!(
-        "model:    {input} → {} {} × {} layer(s), dropout {} → Dense({vocab}) → softmax\n",
+        "model:    {input} → {} {} × {} layer(s), dropout {} → Dense({vocab}) → softmax{}\n",
         config.model.cell.name(),
         config.model.hidden_size,
         config.model.num_layers,
-        config.model.dropout
+        config.model.dropout,
+        match (config.model.embed_dropout, config.model.output_dropout) {
+            (0.0, 0.0) => String::new(),
+            (e, o) => format!("; dropout {e} on the embedding, {o} before the decoder"),
+        }
     ));
+    let decay = config.lr_decay.map_or(String::new(), |d| {
+        format!(" × {} per epoch after epoch {}", d.gamma, d.after)
+    });
     s.push_str(&format!(
-        "training: {} lr {}, batch {}, {} epochs, {clip}, seed {}, threads: {threads}{}\n",
+        "training: {} lr {}{decay}, batch {}, {} epochs, {clip}, seed {}, threads: {threads}{}\n",
         config.optimizer.name(),
         config.learning_rate,
         config.batch_size,
