@@ -34,12 +34,10 @@ fn conv1d(c: &mut Criterion) {
     let taps = uniform_data(s.weight_len(), 2);
     let bias = uniform_data(s.out_channels, 3);
     let d_y = uniform_data(s.output_len(), 4);
-    let mut cols = vec![0.0f32; s.cols_len()];
     let mut y = vec![0.0f32; s.output_len()];
     let mut d_taps = vec![0.0f32; s.weight_len()];
     let mut d_bias = vec![0.0f32; s.out_channels];
     let mut d_x = vec![0.0f32; s.input_len()];
-    let mut d_cols = vec![0.0f32; s.cols_len()];
     for (pass, factor) in [("forward", 1.0), ("forward+backward", 3.0)] {
         let mut group = c.benchmark_group(format!("conv1d {pass} B32 T400 40->128 K5"));
         group.throughput(Throughput::Elements((factor * s.forward_flops()) as u64));
@@ -55,28 +53,19 @@ fn conv1d(c: &mut Criterion) {
             group.bench_function(id, |bencher| {
                 pool.install(|| {
                     bencher.iter(|| {
-                        conv::conv1d_forward(
-                            isa,
-                            par,
-                            &s,
-                            &x,
-                            &taps,
-                            Some(&bias),
-                            &mut cols,
-                            &mut y,
-                        );
+                        conv::conv1d_forward(isa, par, &s, &x, &taps, Some(&bias), &mut y);
                         if factor > 1.0 {
                             conv::conv1d_backward(
                                 isa,
                                 par,
                                 &s,
-                                &cols,
+                                &x,
                                 &taps,
                                 &d_y,
                                 Conv1dGrads {
                                     d_weight: &mut d_taps,
                                     d_bias: Some(&mut d_bias),
-                                    d_input: Some((&mut d_x, &mut d_cols)),
+                                    d_input: Some(&mut d_x),
                                 },
                             );
                         }

@@ -2,10 +2,12 @@
 //! timed interleaved with the FMA peak loop so "fraction of peak" compares figures taken under the
 //! same machine load, printed as one JSON line.
 //!
-//! Two contenders compute the same pass:
-//! - `im2col` (what `recur_kernels::conv` does): copy the K taps of every output row into one
-//!   `(T_out·B, K·C_in)` matrix, then three GEMMs of depth `K·C_in`, `T_out·B` and `C_out`, and a
-//!   col2im gather;
+//! Three contenders compute the same pass:
+//! - the library (`recur_kernels::conv`): im2col panels packed straight from `x` into the GEMM,
+//!   the bias as a column of ones, d_input scattered block by block (no im2col matrix in memory);
+//! - `materialised` (the library's path before that): copy the K taps of every output row into one
+//!   `(T_out·B, K·C_in)` matrix, fill y with the bias, then three GEMMs of depth `K·C_in`,
+//!   `T_out·B` and `C_out` over it, a d_bias row sum and a col2im gather;
 //! - `shifted` (stride 1 only): no im2col; `K` GEMMs per product over shifted strided views of a
 //!   zero-padded copy of the input (depth `C_in` each), accumulating into the output.
 //!
@@ -52,6 +54,9 @@ pub struct ConvArgs {
     /// Timed repetitions of each contender (interleaved) after one warm-up round.
     #[arg(long, default_value_t = 15)]
     pub reps: usize,
+    /// Time the library pass and the FMA peak only (e.g. to profile the library path alone).
+    #[arg(long)]
+    pub library_only: bool,
 }
 
 /// Buffers of one forward + backward pass, allocated once.
@@ -85,31 +90,68 @@ impl Buffers {
     }
 }
 
-/// One im2col forward + backward (the library path).
-fn im2col_pass(isa: Isa, par: Par, s: &Conv1dShape, b: &mut Buffers) {
-    conv::conv1d_forward(
+/// One forward + backward of the library.
+fn library_pass(isa: Isa, par: Par, s: &Conv1dShape, b: &mut Buffers) {
+    conv::conv1d_forward(isa, par, s, &b.x, &b.taps, Some(&b.bias), &mut b.y);
+    conv::conv1d_backward(
         isa,
         par,
         s,
         &b.x,
         &b.taps,
-        Some(&b.bias),
-        &mut b.cols,
-        &mut b.y,
-    );
-    conv::conv1d_backward(
-        isa,
-        par,
-        s,
-        &b.cols,
-        &b.taps,
         &b.d_y,
         Conv1dGrads {
             d_weight: &mut b.d_taps,
             d_bias: Some(&mut b.d_bias),
-            d_input: Some((&mut b.d_x, &mut b.d_cols)),
+            d_input: Some(&mut b.d_x),
         },
     );
+}
+
+/// One forward + backward over a materialised im2col matrix (the library's path until
+/// 2026-11-22, rebuilt from the public `im2col`, `col2im` and SGEMM).
+fn materialised_pass(isa: Isa, par: Par, s: &Conv1dShape, b: &mut Buffers) {
+    let (rows, width, c_out) = (s.steps_out() * s.batch, s.col_width(), s.out_channels);
+    conv::im2col(par, s, &b.x, &mut b.cols);
+    for y_row in b.y.chunks_exact_mut(c_out) {
+        y_row.copy_from_slice(&b.bias);
+    }
+    let cols = MatRef::row_major(&b.cols, rows, width);
+    let w = MatRef::row_major(&b.taps, c_out, width);
+    sgemm_with_isa(
+        isa,
+        par,
+        1.0,
+        cols,
+        w.t(),
+        1.0,
+        MatMut::row_major(&mut b.y, rows, c_out),
+    );
+    let dy = MatRef::row_major(&b.d_y, rows, c_out);
+    sgemm_with_isa(
+        isa,
+        par,
+        1.0,
+        dy.t(),
+        cols,
+        1.0,
+        MatMut::row_major(&mut b.d_taps, c_out, width),
+    );
+    for row in b.d_y.chunks_exact(c_out) {
+        for (db, &g) in b.d_bias.iter_mut().zip(row) {
+            *db += g;
+        }
+    }
+    sgemm_with_isa(
+        isa,
+        par,
+        1.0,
+        dy,
+        w,
+        0.0,
+        MatMut::row_major(&mut b.d_cols, rows, width),
+    );
+    conv::col2im(par, s, &b.d_cols, &mut b.d_x);
 }
 
 /// One forward + backward by `K` shifted GEMMs (stride 1). `pad` and `d_pad` hold
@@ -217,18 +259,25 @@ pub fn conv_command(args: &ConvArgs) {
     };
     let pool = thread_pool(threads);
     let flops = 3.0 * shape.forward_flops();
-    let mut im2col_bufs = Buffers::new(&shape);
-    let with_shifted = shape.stride == 1;
+    let mut lib_bufs = Buffers::new(&shape);
+    let with_others = !args.library_only;
+    let with_shifted = shape.stride == 1 && with_others;
+    let mut mat_bufs = Buffers::new(&shape);
     let mut shifted_bufs = Buffers::new(&shape);
     let pad_len = shape.padded_steps() * shape.batch * shape.in_channels;
     let (mut pad, mut d_pad) = (vec![0.0f32; pad_len], vec![0.0f32; pad_len]);
     let pass_seconds =
-        pool.install(|| sample_once(&mut || im2col_pass(isa, par, &shape, &mut im2col_bufs)).wall);
+        pool.install(|| sample_once(&mut || library_pass(isa, par, &shape, &mut lib_bufs)).wall);
     let peak_iterations = calibrate_fma_loop(isa, pass_seconds.max(1e-3));
     let peak_flops =
         (peak::flops_per_iteration(isa) as u64 * peak_iterations * threads as u64) as f64;
     let samples = pool.install(|| {
-        let mut im2col = || im2col_pass(isa, par, &shape, &mut im2col_bufs);
+        let mut library = || library_pass(isa, par, &shape, &mut lib_bufs);
+        let mut materialised = || {
+            if with_others {
+                materialised_pass(isa, par, &shape, &mut mat_bufs);
+            }
+        };
         let mut shifted = || {
             if with_shifted {
                 shifted_pass(isa, par, &shape, &mut shifted_bufs, &mut pad, &mut d_pad);
@@ -239,20 +288,45 @@ pub fn conv_command(args: &ConvArgs) {
         };
         interleaved(
             args.reps.max(1),
-            &mut [&mut im2col, &mut shifted, &mut fma_peak],
+            &mut [&mut library, &mut materialised, &mut shifted, &mut fma_peak],
         )
     });
-    if with_shifted {
-        let diff = im2col_bufs
+    // One more untimed pass each from zeroed accumulators, to compare the results.
+    pool.install(|| {
+        for bufs in [&mut lib_bufs, &mut mat_bufs, &mut shifted_bufs] {
+            bufs.d_taps.fill(0.0);
+            bufs.d_bias.fill(0.0);
+        }
+        library_pass(isa, par, &shape, &mut lib_bufs);
+        if with_others {
+            materialised_pass(isa, par, &shape, &mut mat_bufs);
+        }
+        if with_shifted {
+            shifted_pass(isa, par, &shape, &mut shifted_bufs, &mut pad, &mut d_pad);
+        }
+    });
+    let disagreement = |other: &Buffers| {
+        lib_bufs
             .y
             .iter()
-            .zip(&shifted_bufs.y)
-            .chain(im2col_bufs.d_x.iter().zip(&shifted_bufs.d_x))
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
-        assert!(diff <= 1e-3, "im2col and shifted passes disagree by {diff}");
+            .zip(&other.y)
+            .chain(lib_bufs.d_x.iter().zip(&other.d_x))
+            .chain(lib_bufs.d_taps.iter().zip(&other.d_taps))
+            .chain(lib_bufs.d_bias.iter().zip(&other.d_bias))
+            .map(|(a, b)| (a - b).abs() / (1.0 + a.abs()))
+            .fold(0.0f32, f32::max)
+    };
+    for (name, other, compare) in [
+        ("materialised", &mat_bufs, with_others),
+        ("shifted", &shifted_bufs, with_shifted),
+    ] {
+        let diff = if compare { disagreement(other) } else { 0.0 };
+        assert!(
+            diff <= 1e-3,
+            "library and {name} passes disagree by {diff} (relative)"
+        );
     }
-    let [im2col_t, shifted_t, peak_t] = [0, 1, 2].map(|i| summarise(&samples[i]));
+    let [lib_t, mat_t, shifted_t, peak_t] = [0, 1, 2, 3].map(|i| summarise(&samples[i]));
     let best = |i: usize| {
         samples[i]
             .iter()
@@ -271,23 +345,23 @@ pub fn conv_command(args: &ConvArgs) {
         .field("threads", threads)
         .field("isa", isa.name())
         .field("pass", "forward+backward")
-        .float("ms_median", im2col_t.wall * 1e3, 3)
-        .float("gflops", gflops(flops, im2col_t.wall), 2)
+        .float("ms_median", lib_t.wall * 1e3, 3)
+        .float("gflops", gflops(flops, lib_t.wall), 2)
         .float("peak_gflops", gflops(peak_flops, peak_t.wall), 2)
         .float(
             "fraction_of_peak",
-            peak_t.wall / im2col_t.wall * flops / peak_flops,
+            peak_t.wall / lib_t.wall * flops / peak_flops,
             3,
         )
         .float("best_gflops", gflops(flops, best(0)), 2)
-        .float("best_peak_gflops", gflops(peak_flops, best(2)), 2)
+        .float("best_peak_gflops", gflops(peak_flops, best(3)), 2)
         .float(
             "best_fraction_of_peak",
-            best(2) / best(0) * flops / peak_flops,
+            best(3) / best(0) * flops / peak_flops,
             3,
         );
     if threads == 1
-        && let (Some(cpu), Some(peak_cpu)) = (im2col_t.cpu, peak_t.cpu)
+        && let (Some(cpu), Some(peak_cpu)) = (lib_t.cpu, peak_t.cpu)
     {
         record = record
             .float("oncpu_gflops", gflops(flops, cpu), 2)
@@ -298,11 +372,20 @@ pub fn conv_command(args: &ConvArgs) {
                 3,
             );
     }
+    if with_others {
+        record = record
+            .float("materialised_ms_median", mat_t.wall * 1e3, 3)
+            .float("materialised_gflops", gflops(flops, mat_t.wall), 2)
+            .float("materialised_best_gflops", gflops(flops, best(1)), 2);
+        if let (Some(cpu), true) = (mat_t.cpu, threads == 1) {
+            record = record.float("materialised_oncpu_gflops", gflops(flops, cpu), 2);
+        }
+    }
     if with_shifted {
         record = record
             .float("shifted_ms_median", shifted_t.wall * 1e3, 3)
             .float("shifted_gflops", gflops(flops, shifted_t.wall), 2)
-            .float("shifted_best_gflops", gflops(flops, best(1)), 2);
+            .float("shifted_best_gflops", gflops(flops, best(2)), 2);
         if let (Some(cpu), true) = (shifted_t.cpu, threads == 1) {
             record = record.float("shifted_oncpu_gflops", gflops(flops, cpu), 2);
         }

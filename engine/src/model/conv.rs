@@ -230,8 +230,8 @@ impl Conv1dGrads {
 #[derive(Debug)]
 pub struct Conv1dCache {
     shape: Conv1dShape,
-    /// (T_out·B, K·C_in): the im2col matrix of the input.
-    cols: Vec<f32>,
+    /// (T, B, C_in): the input (backward packs its im2col panels from it).
+    x: Vec<f32>,
     /// (C_out, K, C_in): the weight, tap-major, as the forward pass used it.
     taps: Vec<f32>,
 }
@@ -273,7 +273,6 @@ impl Conv1d {
             shape.kernel_width,
             &mut taps,
         );
-        let mut cols = vec![0.0; shape.cols_len()];
         let mut y = vec![0.0; shape.output_len()];
         let cfg = &self.config;
         conv::conv1d_forward(
@@ -283,10 +282,10 @@ impl Conv1d {
             x,
             &taps,
             Some(&self.bias),
-            &mut cols,
             &mut y,
         );
-        Ok((y, Conv1dCache { shape, cols, taps }))
+        let x = x.to_vec();
+        Ok((y, Conv1dCache { shape, x, taps }))
     }
 
     /// Backward of [`Conv1d::forward`]: accumulates `d_weight` and `d_bias` into `grads` and
@@ -353,23 +352,18 @@ impl Conv1d {
             }
         }
         let mut d_taps = vec![0.0; shape.weight_len()];
-        let mut d_cols = Vec::new();
-        let d_input = d_x.map(|d_x| {
-            d_cols = vec![0.0; shape.cols_len()];
-            (d_x, &mut d_cols[..])
-        });
         let cfg = &self.config;
         conv::conv1d_backward(
             cfg.isa.clamp_to_host(),
             cfg.par,
             &shape,
-            &cache.cols,
+            &cache.x,
             &cache.taps,
             d_y,
             conv::Conv1dGrads {
                 d_weight: &mut d_taps,
                 d_bias: Some(&mut grads.d_bias),
-                d_input,
+                d_input: d_x,
             },
         );
         conv::add_pytorch_from_taps(

@@ -22,27 +22,30 @@
 //!
 //! # How
 //!
-//! [`im2col`] copies, for every output row `(t, b)`, the `K` input rows it reads — each a
+//! [`im2col`] would copy, for every output row `(t, b)`, the `K` input rows it reads — each a
 //! contiguous run of `C_in` floats in the time-major layout — side by side into one row of
-//! `cols (T_out·B, K·C_in)`. Then
+//! `cols (T_out·B, K·C_in)`. With `cols⁺ = [cols | 1]` (a column of ones for the bias):
 //!
 //! ```text
-//! forward    y       = cols · Wᵀ + bias            one GEMM  (T_out·B × K·C_in) · (K·C_in × C_out)
-//! backward   dW     += dyᵀ · cols                  one GEMM  (C_out × T_out·B) · (T_out·B × K·C_in)
-//!            db     += Σ_rows dy
-//!            d_cols  = dy · W                      one GEMM  (T_out·B × C_out) · (C_out × K·C_in)
-//!            dx      = col2im(d_cols)              gather-add of the K taps that read each input row
+//! forward    y        = cols⁺ · [Wᵀ; bias]          one GEMM  (T_out·B × K·C_in+1) · (K·C_in+1 × C_out)
+//! backward   dW | db += dyᵀ · cols⁺                 one GEMM  (C_out × T_out·B) · (T_out·B × K·C_in+1)
+//!            d_cols   = dy · W                      one GEMM  (T_out·B × C_out) · (C_out × K·C_in)
+//!            dx       = col2im(d_cols)              gather-add of the K taps that read each input row
 //! ```
 //!
-//! All arithmetic is in the three GEMMs ([`crate::gemm`], every ISA path); im2col and col2im only
-//! move rows. Why im2col rather than a direct kernel or `K` shifted GEMMs is measured in
-//! `README.md` beside this file.
+//! All arithmetic is in the three GEMMs (the packed SGEMM's micro-kernel, every ISA path). The
+//! im2col matrix is never written out: `pass.rs` packs its pieces straight from `x` into the
+//! micro-kernel's panels, and `d_cols` exists one L2-sized block at a time, scattered into `dx`
+//! while hot. [`im2col`] and [`col2im`] remain as the plain definitions. Why im2col rather than a
+//! direct kernel or `K` shifted GEMMs is measured in `README.md` beside this file.
 //!
 //! # Determinism and threads
 //!
-//! With [`Par::Rayon`], im2col and col2im split the rows into chunks of fixed size and the GEMMs
-//! split as they always do (never the k reduction); col2im sums each input row's taps in a fixed
-//! order. Results are bit-identical for every `Par`.
+//! With [`Par::Rayon`], the forward splits output rows into tasks of fixed size; d_weight's
+//! reduction over rows is cut into chunks whose count depends on the shape only, summed in chunk
+//! order; d_input splits input steps into ranges (each recomputing the few output steps it shares
+//! with a neighbour) and adds each input row's taps in increasing `k`, like [`col2im`]. Results
+//! are bit-identical for every `Par`.
 //!
 //! # Panics
 //!
@@ -50,6 +53,7 @@
 //! errors first): every function checks its slice lengths and geometry against the
 //! [`Conv1dShape`] and panics from a `#[cold]` function before touching data.
 
+mod pass;
 pub mod pool;
 pub mod reference;
 
@@ -58,7 +62,6 @@ mod tests;
 
 use rayon::prelude::*;
 
-use crate::gemm::{MatMut, MatRef, sgemm_with_isa};
 use crate::{Isa, Par};
 
 pub use pool::{MaxPool1dShape, max_pool1d_backward, max_pool1d_forward};
@@ -324,8 +327,10 @@ pub fn col2im(par: Par, shape: &Conv1dShape, d_cols: &[f32], d_x: &mut [f32]) {
 /// Forward: `y = im2col(x) · Wᵀ + bias` on the ISA path `isa`.
 ///
 /// - `x` `(T_in, B, C_in)`; `weight` tap-major `(C_out, K, C_in)`; `bias` `(C_out)` or none;
-/// - `cols` `(T_out·B, K·C_in)`: written, and what [`conv1d_backward`] needs for `d_weight`;
 /// - `y` `(T_out, B, C_out)`: written.
+///
+/// The im2col matrix is not materialised: its panels are packed straight from `x`, and the bias
+/// rides in the GEMM as a column of ones (see `pass.rs`).
 ///
 /// # Panics
 /// If the shape is invalid, a length disagrees with it, or this CPU cannot run `isa`.
@@ -337,11 +342,11 @@ pub fn conv1d_forward(
     x: &[f32],
     weight: &[f32],
     bias: Option<&[f32]>,
-    cols: &mut [f32],
     y: &mut [f32],
 ) {
     check_isa(isa);
     check_shape(shape);
+    check_len("conv1d x", shape.input_len(), x.len(), "(T_in, B, C_in)");
     check_len(
         "conv1d weight",
         shape.weight_len(),
@@ -352,32 +357,7 @@ pub fn conv1d_forward(
     if let Some(bias) = bias {
         check_len("conv1d bias", shape.out_channels, bias.len(), "(C_out)");
     }
-    im2col(par, shape, x, cols);
-    let (rows, width, c_out) = (
-        shape.steps_out() * shape.batch,
-        shape.col_width(),
-        shape.out_channels,
-    );
-    let beta = match bias {
-        Some(bias) => {
-            for_row_chunks(par, y, c_out, |_, rows| {
-                for row in rows.chunks_exact_mut(c_out) {
-                    row.copy_from_slice(bias);
-                }
-            });
-            1.0
-        }
-        None => 0.0,
-    };
-    sgemm_with_isa(
-        isa,
-        par,
-        1.0,
-        MatRef::row_major(cols, rows, width),
-        MatRef::row_major(weight, c_out, width).t(),
-        beta,
-        MatMut::row_major(y, rows, c_out),
-    );
+    pass::forward(isa, par, shape, x, weight, bias, y);
 }
 
 /// The gradient outputs of [`conv1d_backward`].
@@ -387,13 +367,13 @@ pub struct Conv1dGrads<'a> {
     pub d_weight: &'a mut [f32],
     /// `∂L/∂bias`, `(C_out)`: accumulated (`+=`), if wanted.
     pub d_bias: Option<&'a mut [f32]>,
-    /// `∂L/∂x`, `(T_in, B, C_in)`: written, if wanted; needs the scratch `d_cols`.
-    pub d_input: Option<(&'a mut [f32], &'a mut [f32])>,
+    /// `∂L/∂x`, `(T_in, B, C_in)`: written, if wanted.
+    pub d_input: Option<&'a mut [f32]>,
 }
 
-/// Backward of [`conv1d_forward`] on the ISA path `isa`, given its `cols` and `∂L/∂y`:
-/// `d_weight += dyᵀ·cols`, `d_bias += Σ_rows dy`, and with `d_input = Some((d_x, d_cols))`,
-/// `d_cols = dy·W` (scratch, `(T_out·B, K·C_in)`) and `d_x = col2im(d_cols)`.
+/// Backward of [`conv1d_forward`] on the ISA path `isa`, given its input `x` and `∂L/∂y`:
+/// `d_weight += dyᵀ·im2col(x)`, `d_bias += Σ_rows dy`, and with `d_input`,
+/// `d_x = col2im(dy·W)`.
 ///
 /// # Panics
 /// If the shape is invalid, a length disagrees with it, or this CPU cannot run `isa`.
@@ -402,19 +382,14 @@ pub fn conv1d_backward(
     isa: Isa,
     par: Par,
     shape: &Conv1dShape,
-    cols: &[f32],
+    x: &[f32],
     weight: &[f32],
     d_y: &[f32],
     grads: Conv1dGrads<'_>,
 ) {
     check_isa(isa);
     check_shape(shape);
-    check_len(
-        "conv1d cols",
-        shape.cols_len(),
-        cols.len(),
-        "(T_out·B, K·C_in)",
-    );
+    check_len("conv1d x", shape.input_len(), x.len(), "(T_in, B, C_in)");
     check_len(
         "conv1d weight",
         shape.weight_len(),
@@ -433,46 +408,20 @@ pub fn conv1d_backward(
         grads.d_weight.len(),
         "(C_out, K, C_in)",
     );
-    let (rows, width, c_out) = (
-        shape.steps_out() * shape.batch,
-        shape.col_width(),
-        shape.out_channels,
-    );
-    let dy = MatRef::row_major(d_y, rows, c_out);
-    sgemm_with_isa(
-        isa,
-        par,
-        1.0,
-        dy.t(),
-        MatRef::row_major(cols, rows, width),
-        1.0,
-        MatMut::row_major(grads.d_weight, c_out, width),
-    );
-    if let Some(d_bias) = grads.d_bias {
-        check_len("conv1d d_bias", c_out, d_bias.len(), "(C_out)");
-        for row in d_y.chunks_exact(c_out) {
-            for (db, &g) in d_bias.iter_mut().zip(row) {
-                *db += g;
-            }
-        }
+    if let Some(d_bias) = &grads.d_bias {
+        check_len("conv1d d_bias", shape.out_channels, d_bias.len(), "(C_out)");
     }
-    if let Some((d_x, d_cols)) = grads.d_input {
+    if let Some(d_x) = &grads.d_input {
         check_len(
-            "conv1d d_cols",
-            shape.cols_len(),
-            d_cols.len(),
-            "(T_out·B, K·C_in)",
+            "conv1d d_x",
+            shape.input_len(),
+            d_x.len(),
+            "(T_in, B, C_in)",
         );
-        sgemm_with_isa(
-            isa,
-            par,
-            1.0,
-            dy,
-            MatRef::row_major(weight, c_out, width),
-            0.0,
-            MatMut::row_major(d_cols, rows, width),
-        );
-        col2im(par, shape, d_cols, d_x);
+    }
+    pass::d_weight(isa, par, shape, x, d_y, grads.d_weight, grads.d_bias);
+    if let Some(d_x) = grads.d_input {
+        pass::d_input(isa, par, shape, weight, d_y, d_x);
     }
 }
 

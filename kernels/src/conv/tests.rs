@@ -72,6 +72,13 @@ fn shapes() -> Vec<Conv1dShape> {
         shape(30, 1, 8, 9, 5, 2, 3, 3),
         shape(3, 2, 2, 3, 5, 1, 1, 1),
         shape(12, 7, 13, 1, 2, 5, 0, 4),
+        // Padding wider than the kernel: the first and last outputs read only zeros.
+        shape(5, 2, 3, 5, 2, 1, 4, 1),
+        // K·C_in = 512 = KC (AVX2): the bias row of the forward B and the ones column of the
+        // d_weight B fall into a KC slab of their own.
+        shape(12, 3, 128, 20, 4, 1, 1, 1),
+        // 630 output rows: several MC blocks, two d_weight chunks, odd channel counts.
+        shape(70, 9, 7, 37, 3, 1, 1, 1),
     ]
 }
 
@@ -81,9 +88,8 @@ fn check_against_reference(isa: Isa, par: Par, s: &Conv1dShape, seed: u64) {
     let w = data(s.weight_len(), seed + 1);
     let bias = data(s.out_channels, seed + 2);
     let d_y = data(s.output_len(), seed + 3);
-    let mut cols = vec![f32::NAN; s.cols_len()];
     let mut y = vec![f32::NAN; s.output_len()];
-    conv1d_forward(isa, par, s, &x, &w, Some(&bias), &mut cols, &mut y);
+    conv1d_forward(isa, par, s, &x, &w, Some(&bias), &mut y);
     let expected = reference::conv1d_forward(s, &x, &w, Some(&bias));
     let bound = reference::conv1d_forward(s, &abs(&x), &abs(&w), Some(&abs(&bias)));
     assert_within(
@@ -97,18 +103,17 @@ fn check_against_reference(isa: Isa, par: Par, s: &Conv1dShape, seed: u64) {
     let mut d_w = vec![0.0f32; s.weight_len()];
     let mut d_b = vec![0.0f32; s.out_channels];
     let mut d_x = vec![f32::NAN; s.input_len()];
-    let mut d_cols = vec![f32::NAN; s.cols_len()];
     conv1d_backward(
         isa,
         par,
         s,
-        &cols,
+        &x,
         &w,
         &d_y,
         Conv1dGrads {
             d_weight: &mut d_w,
             d_bias: Some(&mut d_b),
-            d_input: Some((&mut d_x, &mut d_cols)),
+            d_input: Some(&mut d_x),
         },
     );
     let (e_dx, e_dw, e_db) = reference::conv1d_backward(s, &x, &w, &d_y);
@@ -135,39 +140,56 @@ fn forward_and_backward_match_the_oracle_on_every_isa() {
 
 #[test]
 fn results_are_bit_identical_for_any_thread_count() {
-    let s = shape(300, 3, 12, 20, 5, 1, 2, 1);
+    // 2,400 output rows: several forward tasks, d_weight chunks and d_input step ranges; the
+    // second shape strides and dilates.
+    for s in [
+        shape(300, 8, 12, 20, 5, 1, 2, 1),
+        shape(400, 6, 5, 9, 3, 2, 3, 2),
+    ] {
+        check_thread_counts(&s);
+    }
+}
+
+fn check_thread_counts(s: &Conv1dShape) {
+    let s = *s;
     let x = data(s.input_len(), 1);
     let w = data(s.weight_len(), 2);
     let d_y = data(s.output_len(), 3);
-    let run = |par: Par| {
-        let mut cols = vec![0.0; s.cols_len()];
+    let bias = data(s.out_channels, 4);
+    let run = |par: Par, with_bias: bool| {
+        let bias = with_bias.then_some(&bias[..]);
         let mut y = vec![0.0; s.output_len()];
-        conv1d_forward(Isa::active(), par, &s, &x, &w, None, &mut cols, &mut y);
+        conv1d_forward(Isa::active(), par, &s, &x, &w, bias, &mut y);
         let mut d_w = vec![0.0; s.weight_len()];
+        let mut d_b = vec![0.0; s.out_channels];
         let mut d_x = vec![0.0; s.input_len()];
-        let mut d_cols = vec![0.0; s.cols_len()];
         conv1d_backward(
             Isa::active(),
             par,
             &s,
-            &cols,
+            &x,
             &w,
             &d_y,
             Conv1dGrads {
                 d_weight: &mut d_w,
-                d_bias: None,
-                d_input: Some((&mut d_x, &mut d_cols)),
+                d_bias: with_bias.then_some(&mut d_b[..]),
+                d_input: Some(&mut d_x),
             },
         );
-        (y, d_w, d_x)
+        (y, d_w, d_b, d_x)
     };
-    let seq = run(Par::Seq);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(2)
         .build()
         .unwrap();
-    let two = pool.install(|| run(Par::Rayon(2)));
-    assert!(seq == two, "Par::Seq and Par::Rayon(2) differ");
+    for with_bias in [false, true] {
+        let seq = run(Par::Seq, with_bias);
+        let two = pool.install(|| run(Par::Rayon(2), with_bias));
+        assert!(
+            seq == two,
+            "Par::Seq and Par::Rayon(2) differ (bias: {with_bias})"
+        );
+    }
 }
 
 #[test]
@@ -206,31 +228,21 @@ fn gradients_match_central_differences() {
         let y = reference::conv1d_forward(&s, x, w, Some(bias));
         y.iter().zip(&r).map(|(y, &r)| y * f64::from(r)).sum()
     };
-    let mut cols = vec![0.0; s.cols_len()];
     let mut y = vec![0.0; s.output_len()];
-    conv1d_forward(
+    conv1d_forward(Isa::active(), Par::Seq, &s, &x, &w, Some(&bias), &mut y);
+    let (mut d_w, mut d_b) = (vec![0.0; w.len()], vec![0.0; bias.len()]);
+    let mut d_x = vec![0.0; x.len()];
+    conv1d_backward(
         Isa::active(),
         Par::Seq,
         &s,
         &x,
         &w,
-        Some(&bias),
-        &mut cols,
-        &mut y,
-    );
-    let (mut d_w, mut d_b) = (vec![0.0; w.len()], vec![0.0; bias.len()]);
-    let (mut d_x, mut d_cols) = (vec![0.0; x.len()], vec![0.0; s.cols_len()]);
-    conv1d_backward(
-        Isa::active(),
-        Par::Seq,
-        &s,
-        &cols,
-        &w,
         &r,
         Conv1dGrads {
             d_weight: &mut d_w,
             d_bias: Some(&mut d_b),
-            d_input: Some((&mut d_x, &mut d_cols)),
+            d_input: Some(&mut d_x),
         },
     );
     // h = 2^-6 keeps x ± h exact in f32 for |x| < 1, so the differences see exactly ±h.
@@ -398,7 +410,6 @@ fn kernel_wider_than_padded_input_panics() {
 #[should_panic(expected = "conv1d y")]
 fn wrong_output_length_panics() {
     let s = shape(5, 1, 2, 2, 3, 1, 0, 1);
-    let mut cols = vec![0.0; s.cols_len()];
     let mut y = vec![0.0; s.output_len() + 1];
     conv1d_forward(
         Isa::Scalar,
@@ -407,7 +418,6 @@ fn wrong_output_length_panics() {
         &[0.0; 10],
         &[0.0; 12],
         None,
-        &mut cols,
         &mut y,
     );
 }
