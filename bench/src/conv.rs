@@ -21,7 +21,10 @@ use recur_kernels::conv::{self, Conv1dGrads, Conv1dShape};
 use recur_kernels::gemm::{MatMut, MatRef, peak, sgemm_with_isa};
 use recur_kernels::{Isa, Par};
 
-use crate::{Record, gflops, interleaved, sample_once, summarise, thread_pool, uniform_data};
+use crate::{
+    Record, busiest_thread, gflops, interleaved, sample_once, summarise, thread_cpu_seconds,
+    thread_pool, uniform_data,
+};
 
 /// `rnnbench conv` arguments. The defaults are an audio-frame shape: 32 clips of 400 frames
 /// (4 s of 10 ms frames) × 40 mel bands → 128 channels, kernel 5 ("same" padding).
@@ -271,11 +274,31 @@ pub fn conv_command(args: &ConvArgs) {
     let peak_iterations = calibrate_fma_loop(isa, pass_seconds.max(1e-3));
     let peak_flops =
         (peak::flops_per_iteration(isa) as u64 * peak_iterations * threads as u64) as f64;
+    // With several threads, also the busiest pool thread's on-CPU seconds per run.
+    let (mut lib_busiest, mut mat_busiest, mut peak_busiest) = (Vec::new(), Vec::new(), Vec::new());
+    let busiest = |record: &mut Vec<f64>, f: &mut dyn FnMut()| {
+        if threads == 1 {
+            f();
+            return;
+        }
+        let before = rayon::broadcast(|_| thread_cpu_seconds());
+        f();
+        record.push(busiest_thread(
+            &before,
+            &rayon::broadcast(|_| thread_cpu_seconds()),
+        ));
+    };
     let samples = pool.install(|| {
-        let mut library = || library_pass(isa, par, &shape, &mut lib_bufs);
+        let mut library = || {
+            busiest(&mut lib_busiest, &mut || {
+                library_pass(isa, par, &shape, &mut lib_bufs)
+            })
+        };
         let mut materialised = || {
             if with_others {
-                materialised_pass(isa, par, &shape, &mut mat_bufs);
+                busiest(&mut mat_busiest, &mut || {
+                    materialised_pass(isa, par, &shape, &mut mat_bufs)
+                });
             }
         };
         let mut shifted = || {
@@ -284,7 +307,9 @@ pub fn conv_command(args: &ConvArgs) {
             }
         };
         let mut fma_peak = || {
-            rayon::broadcast(|_| std::hint::black_box(peak::fma_loop(isa, peak_iterations)));
+            busiest(&mut peak_busiest, &mut || {
+                rayon::broadcast(|_| std::hint::black_box(peak::fma_loop(isa, peak_iterations)));
+            })
         };
         interleaved(
             args.reps.max(1),
@@ -371,6 +396,30 @@ pub fn conv_command(args: &ConvArgs) {
                 peak_cpu / cpu * flops / peak_flops,
                 3,
             );
+    }
+    if threads > 1 && lib_busiest.len() > 1 && peak_busiest.len() > 1 {
+        // Means without the warm-up run recorded first.
+        let mean = |xs: &[f64]| xs[1..].iter().sum::<f64>() / (xs.len() - 1) as f64;
+        let (lib_cpu, peak_cpu) = (mean(&lib_busiest), mean(&peak_busiest));
+        record = record
+            .float("oncpu_busiest_thread_gflops", gflops(flops, lib_cpu), 2)
+            .float(
+                "oncpu_busiest_thread_peak_gflops",
+                gflops(peak_flops, peak_cpu),
+                2,
+            )
+            .float(
+                "oncpu_busiest_thread_fraction_of_peak",
+                peak_cpu / lib_cpu * flops / peak_flops,
+                3,
+            );
+        if mat_busiest.len() > 1 {
+            record = record.float(
+                "materialised_oncpu_busiest_thread_gflops",
+                gflops(flops, mean(&mat_busiest)),
+                2,
+            );
+        }
     }
     if with_others {
         record = record

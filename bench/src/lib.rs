@@ -27,6 +27,17 @@ pub fn thread_cpu_seconds() -> Option<f64> {
     Some(ns as f64 * 1e-9)
 }
 
+/// The largest per-thread increase of on-CPU seconds between two `rayon::broadcast` readings of
+/// [`thread_cpu_seconds`]: a multi-thread run's duration had every thread had a core to itself
+/// (an estimate: time a thread spent waiting for a descheduled one is not in it).
+pub fn busiest_thread(before: &[Option<f64>], after: &[Option<f64>]) -> f64 {
+    before
+        .iter()
+        .zip(after)
+        .filter_map(|(b, a)| Some((*a)? - (*b)?))
+        .fold(0.0, f64::max)
+}
+
 /// One timed run: wall-clock seconds, and on-CPU seconds of the calling thread when known.
 #[derive(Clone, Copy, Debug)]
 pub struct Sample {

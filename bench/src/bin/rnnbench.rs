@@ -12,8 +12,8 @@ use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 use recur_bench::{
-    Record, ensure_matmul_threads, gemm_flops, gflops, interleaved, median, sample_once, summarise,
-    thread_cpu_seconds, thread_pool, uniform_data,
+    Record, busiest_thread, ensure_matmul_threads, gemm_flops, gflops, interleaved, median,
+    sample_once, summarise, thread_cpu_seconds, thread_pool, uniform_data,
 };
 use recur_kernels::gemm::{self, MatMut, MatRef, PackedB, peak};
 use recur_kernels::{Isa, Par};
@@ -274,15 +274,6 @@ fn gemm_command(args: &GemmArgs) {
             );
     }
     record.emit();
-}
-
-/// The largest per-thread increase of on-CPU seconds between two `rayon::broadcast` readings.
-fn busiest_thread(before: &[Option<f64>], after: &[Option<f64>]) -> f64 {
-    before
-        .iter()
-        .zip(after)
-        .filter_map(|(b, a)| Some((*a)? - (*b)?))
-        .fold(0.0, f64::max)
 }
 
 fn mean(xs: &[f64]) -> f64 {
