@@ -8,8 +8,9 @@
 //! - a NaN injected into a gradient (`RECUR_FAULT_INJECT=nan-grad@step:N`) stops training with a
 //!   one-line message and exit code 1, the last checkpoint intact.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 const TEXT: &str = "the quick brown fox jumps over the lazy dog while the cat sleeps.\n\
@@ -112,14 +113,59 @@ impl Jitter {
     }
 }
 
+/// The epoch number of a `recur train` progress line (`epoch   3: loss …`).
+fn epoch_of(line: &str) -> Option<usize> {
+    line.strip_prefix("epoch")?
+        .split(':')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Reads the child's progress lines until it has printed its plan (`kill_after == 0`: killed
+/// before any step) or finished epoch `kill_after` or a later one that is not the last; then waits
+/// `extra` (to land mid-epoch or mid-save as well) and SIGKILLs it. Returns whether the kill
+/// landed on a running process. Kill points follow the run's own progress, not a clock, so a slow
+/// (loaded) machine moves them with the run instead of past its end.
+fn kill_on_progress(
+    child: &mut Child,
+    kill_after: usize,
+    last_epoch: usize,
+    extra: Duration,
+) -> bool {
+    let stdout = child.stdout.take().expect("stdout is piped");
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("progress line");
+        let reached = if kill_after == 0 {
+            line.starts_with("kernels:")
+        } else {
+            epoch_of(&line).is_some_and(|e| e >= kill_after && e < last_epoch)
+        };
+        if reached {
+            // The pipe stays open while waiting (the reader is alive), so the child never sees
+            // EPIPE.
+            std::thread::sleep(extra);
+            if child.try_wait().unwrap().is_some() {
+                return false;
+            }
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            return true;
+        }
+    }
+    false
+}
+
 #[test]
 fn sigkill_at_random_points_then_resume_is_bit_identical() {
-    const EPOCHS: &str = "5";
+    const EPOCHS: usize = 5;
+    let epochs = EPOCHS.to_string();
     let dir = workdir(40);
 
-    // The uninterrupted run, timed to place the kills.
+    // The uninterrupted run, timed to size the extra delays.
     let started = Instant::now();
-    let out = run(dir.path(), &train_args("reference", EPOCHS));
+    let out = run(dir.path(), &train_args("reference", &epochs));
     let duration = started.elapsed();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let reference = dir.path().join("reference");
@@ -132,31 +178,31 @@ fn sigkill_at_random_points_then_resume_is_bit_identical() {
         attempts += 1;
         assert!(attempts <= 20, "the run never finished");
         let resume = run_dir.join("last").exists();
-        let mut args = train_args("run", EPOCHS);
+        let mut args = train_args("run", &epochs);
         if resume {
             args.push("--resume");
         }
         let mut child = recur()
             .args(&args)
             .current_dir(dir.path())
-            .stdout(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
         if kills_mid_run < 3 {
-            // Somewhere in the first 80% of a whole run's time: early, mid-epoch, mid-save.
-            let delay = duration.mul_f64(0.05 + 0.75 * jitter.unit());
-            let deadline = Instant::now() + delay;
-            while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            if child.try_wait().unwrap().is_none() {
-                child.kill().unwrap(); // SIGKILL
-                child.wait().unwrap();
+            // After the plan or after epoch 1..EPOCHS−1; the first kill right on the line (so
+            // one lands however slow the machine), later ones up to ~half an epoch later.
+            let kill_after = (jitter.unit() * EPOCHS as f64) as usize;
+            let extra = if kills_mid_run == 0 {
+                Duration::ZERO
+            } else {
+                duration.mul_f64(0.5 * jitter.unit() / EPOCHS as f64)
+            };
+            if kill_on_progress(&mut child, kill_after, EPOCHS, extra) {
                 kills_mid_run += 1;
                 println!(
-                    "killed attempt {attempts} (resume: {resume}) after {delay:?}; checkpoint \
-                     now: {:?}",
+                    "killed attempt {attempts} (resume: {resume}) after epoch {kill_after} + \
+                     {extra:?}; checkpoint now: {:?}",
                     std::fs::read_to_string(run_dir.join("last")).ok()
                 );
                 continue;
