@@ -7,8 +7,12 @@
 //!
 //! ```text
 //! lmbench [--steps N] [--threads N] [--cell rnn_tanh|lstm|gru] [--vocab V] [--hidden H]
-//!         [--seq T] [--batch B] [--embedding D]
+//!         [--seq T] [--batch B] [--embedding D] [--optimizer rmsprop|adam] [--pad]
 //! ```
+//!
+//! Each step is [`Trainer::train_batch`], the step an epoch of `recur train` takes. The seed's
+//! word model: `--cell lstm --vocab 8639 --embedding 100 --hidden 150 --seq 19 --batch 32
+//! --optimizer adam --pad`.
 
 use std::time::Instant;
 
@@ -16,8 +20,9 @@ use clap::Parser;
 use recur_engine::data::dataset::{Minibatch, Targets};
 use recur_engine::kernels::Par;
 use recur_engine::model::init::InitScheme;
-use recur_engine::model::lm::{LanguageModel, LmConfig, LmWorkspace};
-use recur_engine::optim::{Optimizer, OptimizerConfig, Param};
+use recur_engine::model::lm::{LanguageModel, LmConfig};
+use recur_engine::optim::{Optimizer, OptimizerConfig};
+use recur_engine::train::{DatasetSpec, TrainOptions, Trainer};
 
 #[derive(Parser, Debug)]
 #[command(about = "Language-model training steps on random ids (one JSON line)")]
@@ -44,6 +49,13 @@ struct Args {
     /// Embedding width (one-hot input when absent).
     #[arg(long)]
     embedding: Option<usize>,
+    /// rmsprop | adam (Keras defaults).
+    #[arg(long, default_value = "rmsprop")]
+    optimizer: String,
+    /// Front-pad each row with a random number (< T) of padding ids, as the word task's line
+    /// prefixes are (the shared-padding path then runs).
+    #[arg(long)]
+    pad: bool,
 }
 
 fn main() -> Result<(), String> {
@@ -72,26 +84,61 @@ fn run(args: &Args) -> Result<(), String> {
         output_dropout: 0.0,
         init: InitScheme::Keras,
     };
-    let mut model = LanguageModel::new(config, par, 7).map_err(|e| e.to_string())?;
-    let mut optimizer =
-        Optimizer::new(OptimizerConfig::keras_rmsprop()).map_err(|e| e.to_string())?;
-    let mut grads = model.zero_grads();
-    let mut ws = LmWorkspace::default();
+    let model = LanguageModel::new(config, par, 7).map_err(|e| e.to_string())?;
+    let optimizer_config = match args.optimizer.as_str() {
+        "rmsprop" => OptimizerConfig::keras_rmsprop(),
+        "adam" => OptimizerConfig::keras_adam(),
+        other => {
+            return Err(format!(
+                "--optimizer: expected rmsprop or adam, found {other:?}"
+            ));
+        }
+    };
+    let optimizer = Optimizer::new(optimizer_config).map_err(|e| e.to_string())?;
+    let options = TrainOptions {
+        batch_size: args.batch,
+        epochs: 1,
+        seed: 7,
+        shuffle: false,
+        clip: Vec::new(),
+        dataset: DatasetSpec::LinePrefixes { max_steps: None },
+        steps: args.seq,
+        sample_tokens: 0,
+        run_dir: None,
+        checkpoint_every: 0,
+        max_steps: None,
+    };
+    let mut trainer = Trainer::new(model, optimizer, options);
     // A fixed pseudo-random id stream (xorshift), so every run does the same work.
     let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next_id = move || {
+    let mut next = move |below: usize| {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
-        (state % args.vocab as u64) as u32
+        (state % below as u64) as usize
     };
     let mut batches: Vec<Minibatch> = Vec::new();
     for _ in 0..4 {
         let mut b = Minibatch::new();
         b.steps = args.seq;
         b.batch = args.batch;
-        b.inputs = (0..args.seq * args.batch).map(|_| next_id()).collect();
-        b.targets = (0..args.batch).map(|_| next_id()).collect();
+        // Row r starts with pads[r] padding ids (0), as the word task's front-padded prefixes.
+        let pads: Vec<usize> = (0..args.batch)
+            .map(|_| if args.pad { next(args.seq) } else { 0 })
+            .collect();
+        b.inputs = (0..args.seq * args.batch)
+            .map(|i| {
+                let (t, r) = (i / args.batch, i % args.batch);
+                if t < pads[r] {
+                    0
+                } else {
+                    1 + next(args.vocab - 1) as u32
+                }
+            })
+            .collect();
+        b.targets = (0..args.batch)
+            .map(|_| 1 + next(args.vocab - 1) as u32)
+            .collect();
         b.targets_kind = Targets::LastStep;
         batches.push(b);
     }
@@ -99,19 +146,10 @@ fn run(args: &Args) -> Result<(), String> {
     let mut times = Vec::with_capacity(args.steps);
     for step in 0..=args.steps {
         let start = Instant::now();
-        grads.zero();
-        let (stats, _) = model
-            .train_step(&batches[step % batches.len()], None, 0, &mut grads, &mut ws)
+        let stats = trainer
+            .train_batch(&batches[step % batches.len()], 1)
             .map_err(|e| e.to_string())?;
         loss = stats.mean_loss();
-        let names: Vec<String> = model.named_params().into_iter().map(|(n, _)| n).collect();
-        let mut pairs = model.params_and_grads(&mut grads);
-        let mut params: Vec<Param<'_>> = pairs
-            .iter_mut()
-            .zip(&names)
-            .map(|((p, g), name)| Param::new(name, p, g))
-            .collect();
-        optimizer.step(&mut params).map_err(|e| e.to_string())?;
         if step > 0 {
             times.push(start.elapsed().as_secs_f64() * 1e3);
         }

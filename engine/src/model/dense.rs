@@ -23,6 +23,15 @@ pub struct DenseGrads {
     pub d_bias: Vec<f32>,
 }
 
+/// How a backward pass writes its parameter gradients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GradWrite {
+    /// `grad += this batch's gradient`.
+    Accumulate,
+    /// `grad = this batch's gradient` (the previous contents are not read).
+    Overwrite,
+}
+
 impl DenseGrads {
     pub fn zeros(layer: &Dense) -> Self {
         DenseGrads {
@@ -81,19 +90,44 @@ impl Dense {
         grads: &mut DenseGrads,
         dx: Option<&mut [f32]>,
     ) {
+        self.backward_with(par, x, dy, rows, grads, dx, GradWrite::Accumulate);
+    }
+
+    /// [`Dense::backward`], with the weight and bias gradients accumulated into `grads` or
+    /// overwritten by this batch's ([`GradWrite`]). Overwriting skips a separate zeroing pass
+    /// over `d_weight` (the word model's is 1.3 M floats) and gives the same values as zeroing
+    /// then accumulating.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_with(
+        &self,
+        par: Par,
+        x: &[f32],
+        dy: &[f32],
+        rows: usize,
+        grads: &mut DenseGrads,
+        dx: Option<&mut [f32]>,
+        write: GradWrite,
+    ) {
         assert_eq!(x.len(), rows * self.input, "dense input is (rows, in)");
         assert_eq!(
             dy.len(),
             rows * self.output,
             "dense d_output is (rows, out)"
         );
+        let beta = match write {
+            GradWrite::Accumulate => 1.0,
+            GradWrite::Overwrite => {
+                grads.d_bias.fill(0.0);
+                0.0
+            }
+        };
         let dy_view = MatRef::row_major(dy, rows, self.output);
         sgemm(
             par,
             1.0,
             dy_view.t(),
             MatRef::row_major(x, rows, self.input),
-            1.0,
+            beta,
             MatMut::row_major(&mut grads.d_weight, self.output, self.input),
         );
         for row in dy.chunks_exact(self.output) {
@@ -175,6 +209,21 @@ mod tests {
             close(&grads.d_weight, &rdw, "d_weight");
             close(&grads.d_bias, &rdb, "d_bias");
             close(&dx, &rdx, "dx");
+            // Overwriting stale gradients gives what zeroing and accumulating gives.
+            let mut stale = DenseGrads {
+                d_weight: vec![f32::NAN; grads.d_weight.len()],
+                d_bias: vec![7.0; grads.d_bias.len()],
+            };
+            layer.backward_with(
+                Par::Seq,
+                &x,
+                &dy,
+                rows,
+                &mut stale,
+                None,
+                GradWrite::Overwrite,
+            );
+            assert_eq!(stale, grads);
         }
     }
 }

@@ -17,7 +17,7 @@ use recur_kernels::softmax::{LogitsGrad, softmax_cross_entropy};
 use recur_kernels::{CellKind, Par};
 use serde::{Deserialize, Serialize};
 
-use super::dense::{Dense, DenseGrads};
+use super::dense::{Dense, DenseGrads, GradWrite};
 use super::embedding::Embedding;
 use super::init::{InitScheme, glorot_uniform, orthogonal, uniform};
 use super::padding::PadChain;
@@ -119,6 +119,9 @@ pub struct LmGrads {
     embedding_rows: Vec<u32>,
     /// D (0 without an embedding).
     embedding_dim: usize,
+    /// `decoder` holds stale values that the next [`LanguageModel::train_step`] overwrites
+    /// rather than accumulates into (see [`LmGrads::reset_written`]).
+    decoder_stale: bool,
 }
 
 impl LmGrads {
@@ -130,6 +133,7 @@ impl LmGrads {
         self.embedding_rows.clear();
         self.rnn.zero();
         self.decoder.zero();
+        self.decoder_stale = false;
     }
 
     /// Sets every gradient to zero after [`LanguageModel::train_step`] calls, clearing only the
@@ -137,6 +141,22 @@ impl LmGrads {
     /// rows). Correct as long as nothing but `train_step` wrote into `d_embedding` since the last
     /// [`LmGrads::zero`]; otherwise use that.
     pub fn zero_written(&mut self) {
+        self.zero_written_except_decoder();
+        self.decoder.zero();
+        self.decoder_stale = false;
+    }
+
+    /// [`LmGrads::zero_written`] for a caller that reads the gradients only after the next
+    /// [`LanguageModel::train_step`] (the trainer): the decoder's gradient is not cleared but
+    /// marked stale, and that step overwrites it instead of accumulating into it. The gradients
+    /// after the step are those `zero_written` would give, without a zeroing pass over the
+    /// decoder's V·H floats; before the step, `decoder` still holds the previous values.
+    pub fn reset_written(&mut self) {
+        self.zero_written_except_decoder();
+        self.decoder_stale = true;
+    }
+
+    fn zero_written_except_decoder(&mut self) {
         match &mut self.d_embedding {
             Some(d) if !d.is_empty() => {
                 let dim = self.embedding_dim;
@@ -149,7 +169,15 @@ impl LmGrads {
         }
         self.embedding_rows.clear();
         self.rnn.zero();
-        self.decoder.zero();
+    }
+
+    /// How the next decoder backward writes its gradient (and marks it written).
+    fn take_decoder_write(&mut self) -> GradWrite {
+        if std::mem::take(&mut self.decoder_stale) {
+            GradWrite::Overwrite
+        } else {
+            GradWrite::Accumulate
+        }
     }
 
     /// Whether every gradient is finite, reading only the embedding rows
@@ -207,6 +235,24 @@ pub(crate) fn all_finite(values: &[f32]) -> bool {
             acc | u32::from(v.to_bits() & exponent == exponent)
         }) == 0
     })
+}
+
+/// Whether `argmax(row) == target` ([`super::sampling::argmax`]: the first largest, NaN skipped),
+/// by one branch-free (vectorisable) comparison pass: no value before `target` is ≥ it and none
+/// after it is larger.
+fn is_argmax(row: &[f32], target: usize) -> bool {
+    let Some(&t) = row.get(target) else {
+        return false;
+    };
+    if t.is_nan() {
+        return super::sampling::argmax(row) == target;
+    }
+    let any = |values: &[f32], beats: fn(f32, f32) -> bool| {
+        values
+            .iter()
+            .fold(false, |found, &value| found | beats(value, t))
+    };
+    !any(&row[..target], |value, t| value >= t) && !any(&row[target + 1..], |value, t| value > t)
 }
 
 /// What one minibatch gave: summed loss over its targets and how many were right (argmax).
@@ -360,6 +406,7 @@ impl LanguageModel {
             embedding_dim: self.embedding.as_ref().map_or(0, |e| e.dim),
             rnn: self.rnn.zero_grads(),
             decoder: DenseGrads::zeros(&self.decoder),
+            decoder_stale: false,
         }
     }
 
@@ -461,7 +508,8 @@ impl LanguageModel {
         let stats = self.head(&batch.targets, rows, train.is_some(), ws);
 
         if let Some((_, grads)) = train {
-            self.head_backward(rows, &mut grads.decoder, ws);
+            let write = grads.take_decoder_write();
+            self.head_backward(rows, &mut grads.decoder, write, ws);
             multiply(&mut ws.d_head_in, &ws.output_mask);
             ws.d_output.clear();
             ws.d_output.resize(steps * b * h, 0.0);
@@ -505,22 +553,29 @@ impl LanguageModel {
                 .logits
                 .chunks_exact(v)
                 .zip(targets)
-                .filter(|(row, t)| super::sampling::argmax(row) == **t as usize)
+                .filter(|(row, t)| is_argmax(row, **t as usize))
                 .count(),
             count: rows,
         }
     }
 
     /// Backward of [`LanguageModel::head`]: decoder gradients, and `ws.d_head_in` (rows, H).
-    fn head_backward(&self, rows: usize, grads: &mut DenseGrads, ws: &mut LmWorkspace) {
+    fn head_backward(
+        &self,
+        rows: usize,
+        grads: &mut DenseGrads,
+        write: GradWrite,
+        ws: &mut LmWorkspace,
+    ) {
         ws.d_head_in.resize(rows * self.config.hidden, 0.0);
-        self.decoder.backward(
+        self.decoder.backward_with(
             self.par,
             &ws.head_in,
             &ws.d_logits,
             rows,
             grads,
             Some(&mut ws.d_head_in),
+            write,
         );
     }
 
@@ -618,7 +673,8 @@ impl LanguageModel {
         let stats = self.head(&batch.targets, b, train.is_some(), ws);
 
         if let Some((_, grads)) = train {
-            self.head_backward(b, &mut grads.decoder, ws);
+            let write = grads.take_decoder_write();
+            self.head_backward(b, &mut grads.decoder, write, ws);
             ws.d_output.clear();
             ws.d_output.resize(main_steps * b * h, 0.0);
             for (r, &len) in ws.lengths.iter().enumerate() {
@@ -717,5 +773,34 @@ impl LanguageModel {
         out.push((&mut self.decoder.weight, &mut grads.decoder.d_weight));
         out.push((&mut self.decoder.bias, &mut grads.decoder.d_bias));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_argmax;
+    use crate::model::sampling::argmax;
+
+    #[test]
+    fn is_argmax_agrees_with_argmax() {
+        let nan = f32::NAN;
+        let rows: [&[f32]; 7] = [
+            &[0.1, 3.0, 3.0, -1.0],
+            &[3.0, 3.0],
+            &[nan, 1.0, nan, 2.0],
+            &[nan, nan],
+            &[-0.0, 0.0],
+            &[f32::NEG_INFINITY, f32::NEG_INFINITY, 1.0],
+            &[5.0],
+        ];
+        for row in rows {
+            for target in 0..row.len() {
+                assert_eq!(
+                    is_argmax(row, target),
+                    argmax(row) == target,
+                    "{row:?} {target}"
+                );
+            }
+        }
     }
 }

@@ -528,6 +528,21 @@ mod tests {
         }
         let mut ws = LmWorkspace::default();
         m.train_step(&b, None, 1, &mut grads, &mut ws).unwrap();
+        // `reset_written` leaves the decoder's gradient to be overwritten by the next step:
+        // that step's gradients equal those after `zero_written`.
+        let next = batch(8, 6, 5);
+        let mut reset = grads.clone();
+        reset.reset_written();
+        m.train_step(&next, None, 1, &mut reset, &mut ws).unwrap();
+        let mut zeroed = grads.clone();
+        zeroed.zero_written();
+        m.train_step(&next, None, 1, &mut zeroed, &mut ws).unwrap();
+        assert_ne!(
+            flat(&grads),
+            flat(&zeroed),
+            "the two batches' gradients differ"
+        );
+        assert_eq!(flat(&reset), flat(&zeroed));
         let written = b.inputs[b.inputs.len() - 1] as usize;
         grads.d_embedding.as_mut().unwrap()[written * 4 + 1] = f32::INFINITY;
         assert!(!grads.written_all_finite());

@@ -414,6 +414,18 @@ impl Trainer {
         )))
     }
 
+    /// One optimiser step on `batch`, exactly as [`Trainer::run`] takes each step (gradients
+    /// zeroed, forward and backward, the finiteness check, clipping, the update), counted in
+    /// epoch `epoch` for error messages. For benchmarks and tests that bring their own batches.
+    pub fn train_batch(
+        &mut self,
+        batch: &Minibatch,
+        epoch: usize,
+    ) -> Result<BatchStats, TrainError> {
+        self.batch.clone_from(batch);
+        Ok(self.step(epoch, 0, None)?.0)
+    }
+
     /// One step on minibatch `b` of a many-to-one dataset in the epoch's order.
     fn ordered_step<D: ManyToOne>(
         &mut self,
@@ -449,7 +461,8 @@ impl Trainer {
     ) -> Result<(BatchStats, RnnState), TrainError> {
         let step = self.optimizer.steps();
         let dropout_seed = mix(self.options.seed, step);
-        self.grads.zero_written();
+        // The decoder's gradient is overwritten by the step rather than zeroed first.
+        self.grads.reset_written();
         let (stats, state) = self.model.train_step(
             &self.batch,
             initial,
@@ -481,6 +494,7 @@ impl Trainer {
             .clip
             .is_empty()
             .then(|| self.grads.written_all_finite());
+        let par = self.model.par;
         let mut pairs = self.model.params_and_grads(&mut self.grads);
         let mut grads: Vec<&mut [f32]> = pairs.iter_mut().map(|(_, g)| &mut **g).collect();
         // Clipping reports the norm before it clips; without clipping a cheap finiteness scan
@@ -504,7 +518,8 @@ impl Trainer {
             .zip(&names)
             .map(|((p, g), name)| Param::new(name, p, g))
             .collect();
-        self.optimizer.step(&mut params)?;
+        // Element-wise, so bit-identical for any thread count (`Optimizer::step_par`).
+        self.optimizer.step_par(&mut params, par)?;
         Ok((stats, state))
     }
 
