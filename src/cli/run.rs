@@ -123,7 +123,7 @@ pub fn train(config: TrainConfig, data: PreparedData) -> Result<(), CliError> {
 }
 
 /// `RECUR_FAULT_INJECT=nan-grad@step:N`: a test hook that puts a NaN into the gradient of
-/// optimiser step N (0-based) to exercise the non-finite stop (`tests/faults.rs`).
+/// optimiser step N (0-based) to exercise the non-finite stop (`tests/cli/faults.rs`).
 fn nan_gradient_injection() -> Result<Option<u64>, CliError> {
     let Some(value) = std::env::var_os("RECUR_FAULT_INJECT") else {
         return Ok(None);

@@ -245,7 +245,7 @@ impl Trainer {
         }
     }
 
-    /// Fault injection (`RECUR_FAULT_INJECT=nan-grad@step:N`, `tests/faults.rs`): the gradient
+    /// Fault injection (`RECUR_FAULT_INJECT=nan-grad@step:N`, `tests/cli/faults.rs`): the gradient
     /// computed at optimiser step `step` (0-based) gets a NaN, as a diverging model's would, so
     /// the non-finite stop can be tested end to end.
     pub fn inject_nan_gradient_at(&mut self, step: u64) {

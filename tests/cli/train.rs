@@ -6,23 +6,8 @@
 //! for one epoch on tiny corpora, then `generate`, `eval` and `--resume` use its checkpoint.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn recur(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_recur"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RECUR_DATA")
-        .output()
-        .unwrap()
-}
-
-fn text(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::common::{run_in as recur, text};
 
 const CORPUS: &str = "The Cat sat on the mat.\n\nThe dog sat on the log.\n";
 

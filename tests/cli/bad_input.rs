@@ -6,14 +6,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::SystemTime;
 
-fn recur() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_recur"));
-    c.env_remove("RECUR_DATA");
-    c
-}
+use crate::common::recur;
 
 /// Every path under `root` with its length and mtime.
 fn snapshot(root: &Path) -> BTreeMap<PathBuf, (u64, SystemTime)> {

@@ -1,10 +1,10 @@
 //! `recur forecast` end to end on a tiny configuration: the report's shape, determinism for a
 //! seed, and bad input (exit code 2, one line on stderr).
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn forecast(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_recur"))
+    crate::common::recur()
         .arg("forecast")
         .args(args)
         .output()

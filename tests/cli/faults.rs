@@ -9,21 +9,11 @@
 //!   one-line message and exit code 1, the last checkpoint intact.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
-const TEXT: &str = "the quick brown fox jumps over the lazy dog while the cat sleeps.\n\
-                    a stitch in time saves nine, and the early bird catches the worm.\n\
-                    all that glitters is not gold; still waters run deep.\n";
-
-fn recur() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_recur"));
-    c.env_remove("RECUR_DATA")
-        .env_remove("RECUR_ISA")
-        .env_remove("RECUR_FAULT_INJECT");
-    c
-}
+use crate::common::{TEXT, last_step, read, recur, run_in as run};
 
 /// `recur train` flags of the tiny run every test trains.
 fn train_args<'a>(run: &'a str, epochs: &'a str) -> Vec<&'a str> {
@@ -54,22 +44,8 @@ fn workdir(repeat: usize) -> tempfile::TempDir {
     dir
 }
 
-fn run(dir: &Path, args: &[&str]) -> Output {
-    recur().args(args).current_dir(dir).output().unwrap()
-}
-
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// The step directory `run/last` names.
-fn last_step(run: &Path) -> PathBuf {
-    let name = std::fs::read_to_string(run.join("last")).unwrap();
-    run.join(name.trim())
-}
-
-fn read(path: &Path) -> Vec<u8> {
-    std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// The files that must survive a fault, by name: the pointers and every file of the last step.

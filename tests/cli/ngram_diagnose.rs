@@ -2,23 +2,8 @@
 //! input (exit code 2, one line on stderr, nothing written).
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn recur(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_recur"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RECUR_DATA")
-        .output()
-        .unwrap()
-}
-
-fn text(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::common::{run_in as recur, text};
 
 const CORPUS: &str = "the cat sat on the mat\nthe dog sat on the log\nthe cat saw the dog\n\
                       a dog sat on a cat\nthe mat saw a log\n";

@@ -7,13 +7,10 @@
 //! ("Determinism") states it.
 
 use std::path::Path;
-use std::process::Command;
 
 use recur::kernels::Isa;
 
-const TEXT: &str = "the quick brown fox jumps over the lazy dog while the cat sleeps.\n\
-                    a stitch in time saves nine, and the early bird catches the worm.\n\
-                    all that glitters is not gold; still waters run deep.\n";
+use crate::common::{TEXT, recur};
 
 /// Trains in `dir/<name>` and returns the bytes of the final model and optimiser files.
 fn train(
@@ -42,11 +39,10 @@ fn train(
         threads,
     ];
     args.extend_from_slice(extra);
-    let out = Command::new(env!("CARGO_BIN_EXE_recur"))
+    let out = recur()
         .args(&args)
         .current_dir(dir)
         .env("RECUR_ISA", isa.name())
-        .env_remove("RECUR_DATA")
         .output()
         .unwrap();
     assert_eq!(

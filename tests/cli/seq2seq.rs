@@ -2,13 +2,10 @@
 //! decodes, the same seed prints the same report, and bad input exits with code 2 and one line on
 //! stderr.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn recur(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_recur"))
-        .args(args)
-        .output()
-        .unwrap()
+    crate::common::recur().args(args).output().unwrap()
 }
 
 const TINY: [&str; 17] = [

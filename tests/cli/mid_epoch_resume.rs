@@ -2,37 +2,19 @@
 //! and continued with `--resume` ends bit-identical to a run that never stopped — for shuffled
 //! windows and for truncated-BPTT streams, whose carried state the checkpoint must keep.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
-const TEXT: &str = "the quick brown fox jumps over the lazy dog while the cat sleeps.\n\
-                    a stitch in time saves nine, and the early bird catches the worm.\n\
-                    all that glitters is not gold; still waters run deep.\n";
+use crate::common::{TEXT, last_step, read, run_in};
 
 fn recur(dir: &Path, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_recur"))
-        .env_remove("RECUR_DATA")
-        .env_remove("RECUR_ISA")
-        .env_remove("RECUR_FAULT_INJECT")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
+    let out = run_in(dir, args);
     assert!(
         out.status.success(),
         "recur {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-fn last_step(run: &Path) -> PathBuf {
-    let name = std::fs::read_to_string(run.join("last")).unwrap();
-    run.join(name.trim())
-}
-
-fn read(path: &Path) -> Vec<u8> {
-    std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Per-epoch training losses from `metrics.jsonl` (wall times differ between runs).
