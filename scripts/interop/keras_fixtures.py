@@ -1,4 +1,4 @@
-"""Golden fixtures for tests/interop_keras.rs: Keras 3 SimpleRNN/LSTM/GRU/Embedding/Dense layers
+"""Golden fixtures for tests/interop/keras.rs: Keras 3 SimpleRNN/LSTM/GRU/Embedding/Dense layers
 with random weights, their weights exported to safetensors as "{layer.name}.{variable.name}"
 (kernel, recurrent_kernel, bias, embeddings) and Keras' outputs.
 

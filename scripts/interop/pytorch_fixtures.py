@@ -1,4 +1,4 @@
-"""Golden fixtures for tests/interop_pytorch.rs: small nn.RNN/LSTM/GRU modules with random
+"""Golden fixtures for tests/interop/pytorch.rs: small nn.RNN/LSTM/GRU modules with random
 weights, ragged-length inputs, PyTorch's outputs, final states and gradients.
 
 For each case the file tests/fixtures/pytorch/<case>.safetensors holds

@@ -1,5 +1,5 @@
 """A small PyTorch character LSTM language model for recur to load: the model of
-examples/pytorch_lstm_generate.rs and the golden logits of tests/interop_lm.rs.
+examples/pytorch_lstm_generate.rs and the golden logits of tests/interop/lm.rs.
 
 Writes
   tests/fixtures/pytorch/lstm_lm.safetensors         the state_dict (embedding.weight, rnn.*,

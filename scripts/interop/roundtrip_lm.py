@@ -1,6 +1,6 @@
 """Round trip: a recur-trained LanguageModel checkpoint loads into the equivalent PyTorch module
 (load_state_dict with strict=True) and PyTorch's logits on a fixed batch are saved for
-tests/interop_lm.rs to compare with recur's.
+tests/interop/lm.rs to compare with recur's.
 
 For each run directory copy D in tests/fixtures/roundtrip/ (the GRU with an embedding) and
 tests/fixtures/roundtrip/onehot/ (the default char model: one-hot input, 2-layer tanh RNN):

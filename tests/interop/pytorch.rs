@@ -19,30 +19,18 @@ use recur::engine::interop::{
 use recur::engine::rnn::{Mode, RnnState, SeqBatch};
 use recur::kernels::{CellKind, Isa, RnnActivation};
 
-const RTOL: f32 = 1e-5;
-const ATOL: f32 = 1e-5;
+use crate::common;
+
 const T: usize = 5;
 const B: usize = 3;
 const H: usize = 4;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("tests/fixtures/pytorch/{name}.safetensors"))
+    common::fixture(&format!("pytorch/{name}.safetensors"))
 }
 
-/// Asserts `|a − e| ≤ ATOL + RTOL·|e|` elementwise and returns the worst `|a − e|`.
 fn assert_close(what: &str, actual: &[f32], expected: &[f32]) -> f32 {
-    assert_eq!(actual.len(), expected.len(), "{what}: length");
-    let mut worst = 0.0f32;
-    for (k, (&a, &e)) in actual.iter().zip(expected).enumerate() {
-        let err = (a - e).abs();
-        assert!(
-            err <= ATOL + RTOL * e.abs(),
-            "{what}[{k}]: recur {a} vs PyTorch {e} (error {err})"
-        );
-        worst = worst.max(err);
-    }
-    worst
+    common::assert_close("PyTorch", what, actual, expected)
 }
 
 struct Case {

@@ -2,7 +2,7 @@
 //! panic or an out-of-bounds read.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use proptest::prelude::*;
 use recur::engine::checkpoint::{
@@ -13,10 +13,10 @@ use recur::engine::interop::{Bias, InteropError, Mismatch, StateDict};
 use recur::engine::rnn::RnnConfig;
 use recur::kernels::CellKind;
 
+use crate::common::fixture;
+
 fn fixture_bytes(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("tests/fixtures/pytorch/{name}.safetensors"));
-    std::fs::read(path).unwrap()
+    std::fs::read(fixture(&format!("pytorch/{name}.safetensors"))).unwrap()
 }
 
 fn raw_file(header: &str, data: &[u8]) -> Vec<u8> {

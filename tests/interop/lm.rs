@@ -11,8 +11,6 @@
 //!
 //! Bar: `|recur − torch| ≤ 1e-5 + 1e-5·|torch|` on every logit.
 
-use std::path::PathBuf;
-
 use recur::engine::checkpoint::{LoadOptions, load_safetensors};
 use recur::engine::interop::StateDict;
 use recur::engine::interop::pytorch::{
@@ -21,24 +19,10 @@ use recur::engine::interop::pytorch::{
 use recur::engine::model::lm::LmConfig;
 use recur::kernels::{Isa, Par};
 
-fn fixture(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(path)
-}
+use crate::common::{self, fixture};
 
 fn assert_close(what: &str, actual: &[f32], expected: &[f32]) -> f32 {
-    assert_eq!(actual.len(), expected.len(), "{what}: length");
-    let mut worst = 0.0f32;
-    for (k, (&a, &e)) in actual.iter().zip(expected).enumerate() {
-        let err = (a - e).abs();
-        assert!(
-            err <= 1e-5 + 1e-5 * e.abs(),
-            "{what}[{k}]: recur {a} vs PyTorch {e}"
-        );
-        worst = worst.max(err);
-    }
-    worst
+    common::assert_close("PyTorch", what, actual, expected)
 }
 
 /// `ids` (T, B) stored as f32 and the logits (T, B, V) PyTorch computed for them.

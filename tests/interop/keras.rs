@@ -8,8 +8,7 @@
 //! Keras computed the fixtures in float64 from f32 weights; the bar is
 //! `|recur − keras| ≤ 1e-5 + 1e-5·|keras|`.
 
-use std::path::PathBuf;
-
+use crate::common::{self, fixture};
 use recur::engine::interop::keras::{self, GruReset, KerasRnnSpec};
 use recur::engine::interop::{
     Bias, StateDict, batch_first_to_time_major, time_major_to_batch_first,
@@ -23,9 +22,7 @@ const I: usize = 3;
 const H: usize = 4;
 
 fn open(name: &str) -> StateDict {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("tests/fixtures/keras/{name}.safetensors"));
-    StateDict::open(&path).unwrap()
+    StateDict::open(&fixture(&format!("keras/{name}.safetensors"))).unwrap()
 }
 
 fn golden(file: &mut StateDict, name: &str) -> Vec<f32> {
@@ -35,17 +32,7 @@ fn golden(file: &mut StateDict, name: &str) -> Vec<f32> {
 }
 
 fn assert_close(what: &str, actual: &[f32], expected: &[f32]) -> f32 {
-    assert_eq!(actual.len(), expected.len(), "{what}: length");
-    let mut worst = 0.0f32;
-    for (k, (&a, &e)) in actual.iter().zip(expected).enumerate() {
-        let err = (a - e).abs();
-        assert!(
-            err <= 1e-5 + 1e-5 * e.abs(),
-            "{what}[{k}]: recur {a} vs Keras {e}"
-        );
-        worst = worst.max(err);
-    }
-    worst
+    common::assert_close("Keras", what, actual, expected)
 }
 
 fn hosts_isas(name: &str) -> Vec<Isa> {
