@@ -136,7 +136,18 @@ fn forward_step_matches_naive_on_every_isa() {
             continue;
         }
         for kind in KINDS {
-            for (rows, hid) in [(1, 1), (2, 5), (7, 13), (13, 24), (4, 33)] {
+            // Row counts around every tile height (AVX2 6-row RNN tiles, 2-row LSTM, 3-row GRU;
+            // AVX-512 12/6/8): the uneven splits of `row_tiles` must cover every row once.
+            for (rows, hid) in [
+                (1, 1),
+                (2, 5),
+                (5, 9),
+                (7, 13),
+                (13, 24),
+                (4, 33),
+                (33, 17),
+                (127, 8),
+            ] {
                 let g = kind.gates();
                 let w_hh = values(g * hid * hid, 1);
                 let b_hh = values(g * hid, 2);
@@ -194,7 +205,7 @@ fn backward_step_matches_finite_differences_on_every_isa() {
             continue;
         }
         for kind in KINDS {
-            for (rows, hid) in [(1, 3), (7, 13), (3, 17)] {
+            for (rows, hid) in [(1, 3), (5, 4), (7, 13), (3, 17), (13, 5)] {
                 let g = kind.gates();
                 let w_hh = values(g * hid * hid, 11);
                 let b_hh = values(g * hid, 12);
@@ -288,9 +299,46 @@ fn backward_step_matches_finite_differences_on_every_isa() {
 }
 
 #[test]
+fn row_tiles_cover_every_row_once_with_near_equal_heights() {
+    for mr in 1..=12 {
+        for rows in 0..=200 {
+            let tiles: Vec<(usize, usize)> = super::step::row_tiles(rows, mr).collect();
+            assert_eq!(tiles.len(), rows.div_ceil(mr), "rows {rows} mr {mr}");
+            let mut next = 0;
+            for &(start, height) in &tiles {
+                assert_eq!(start, next, "rows {rows} mr {mr}: tiles must be contiguous");
+                assert!(
+                    (1..=mr).contains(&height),
+                    "rows {rows} mr {mr}: height {height}"
+                );
+                next += height;
+            }
+            assert_eq!(next, rows, "rows {rows} mr {mr}: every row once");
+            let (lo, hi) = tiles
+                .iter()
+                .fold((usize::MAX, 0), |(lo, hi), &(_, t)| (lo.min(t), hi.max(t)));
+            assert!(
+                tiles.is_empty() || hi - lo <= 1,
+                "rows {rows} mr {mr}: {tiles:?}"
+            );
+        }
+    }
+    let heights: Vec<usize> = super::step::row_tiles(32, 6).map(|(_, t)| t).collect();
+    assert_eq!(heights, [6, 6, 5, 5, 5, 5]);
+}
+
+#[test]
 fn packed_matmul_matches_naive_on_every_isa() {
     for isa in Isa::available() {
-        for (rows, k, n) in [(1, 1, 1), (1, 37, 70), (7, 13, 16), (13, 5, 33)] {
+        for (rows, k, n) in [
+            (1, 1, 1),
+            (1, 37, 70),
+            (5, 9, 17),
+            (7, 13, 16),
+            (13, 5, 33),
+            (33, 6, 20),
+            (127, 4, 9),
+        ] {
             for (rs, cs) in [(n, 1), (1, k)] {
                 let b = values(k * n, 41);
                 let a = values(rows * (k + 3), 42);
