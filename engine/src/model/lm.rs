@@ -23,7 +23,7 @@ use super::init::{InitScheme, glorot_uniform, orthogonal, uniform};
 use super::padding::PadChain;
 use crate::data::dataset::{Minibatch, PADDING_ID, Targets};
 use crate::rnn::{
-    Mode, Rnn, RnnConfig, RnnError, RnnForward, RnnGrads, RnnState, SeqBatch, TokenBatch,
+    Mode, Outputs, Rnn, RnnConfig, RnnError, RnnForward, RnnGrads, RnnState, SeqBatch, TokenBatch,
 };
 
 /// The architecture of a [`LanguageModel`] (saved as `config.json` in checkpoints).
@@ -326,6 +326,8 @@ pub struct LmWorkspace {
     embed_mask: Vec<f32>,
     /// (rows, H) the output-dropout mask of the last training batch; empty when none.
     output_mask: Vec<f32>,
+    /// Many-to-one: `∂L/∂(final state)`, zero except the last layer's rows. (L, B, H)
+    d_final: Option<RnnState>,
 }
 
 impl LmWorkspace {
@@ -476,26 +478,33 @@ impl LanguageModel {
             None => Mode::Inference,
         };
         let drop_seed = train.as_ref().map(|(seed, _)| *seed);
+        // Many-to-one: every row runs all T steps (unidirectional), so the last step's output is
+        // the last layer's final state — the RNN writes no (T, B, H) output and backward takes
+        // the head's gradient as the final state's, with no (T, B, H) output gradient.
+        let outputs = match batch.targets_kind {
+            Targets::LastStep => Outputs::FinalState,
+            Targets::EveryStep => Outputs::EveryStep,
+        };
         let (forward, cache) = if self.embedding.is_some() {
             self.embed(&batch.inputs, &mut ws.x);
             let p = self.config.embed_dropout;
             apply_dropout(drop_seed, EMBED_STREAM, p, &mut ws.x, &mut ws.embed_mask);
             self.rnn
-                .forward(SeqBatch::new(&ws.x, steps, b), initial, mode)?
+                .forward_with(SeqBatch::new(&ws.x, steps, b), initial, mode, outputs)?
         } else {
             // One-hot input: the RNN gathers columns of W_ih, no (T, B, V) tensor of zeros.
             let ids = TokenBatch::new(&batch.inputs, steps, b);
-            self.rnn.forward_one_hot(ids, initial, mode)?
+            self.rnn.forward_one_hot_with(ids, initial, mode, outputs)?
         };
         let RnnForward { output, state } = forward;
         // The decoder sees the last step (many-to-one) or every step (many-to-many).
-        let (rows, head_offset) = match batch.targets_kind {
-            Targets::LastStep => (b, (steps - 1) * b * h),
-            Targets::EveryStep => (steps * b, 0),
+        let last_layer = (self.config.num_layers - 1) * b * h;
+        let (rows, head_source) = match batch.targets_kind {
+            Targets::LastStep => (b, &state.h[last_layer..last_layer + b * h]),
+            Targets::EveryStep => (steps * b, &output[..]),
         };
         ws.head_in.clear();
-        ws.head_in
-            .extend_from_slice(&output[head_offset..head_offset + rows * h]);
+        ws.head_in.extend_from_slice(head_source);
         self.rnn.recycle(output);
         let p = self.config.output_dropout;
         apply_dropout(
@@ -511,12 +520,21 @@ impl LanguageModel {
             let write = grads.take_decoder_write();
             self.head_backward(rows, &mut grads.decoder, write, ws);
             multiply(&mut ws.d_head_in, &ws.output_mask);
-            ws.d_output.clear();
-            ws.d_output.resize(steps * b * h, 0.0);
-            ws.d_output[head_offset..head_offset + rows * h].copy_from_slice(&ws.d_head_in);
-            let mut back = self
-                .rnn
-                .backward(cache, &ws.d_output, None, &mut grads.rnn)?;
+            let mut back = match batch.targets_kind {
+                Targets::LastStep => {
+                    let d_final = ws.d_final.get_or_insert_with(|| self.zero_state(b));
+                    if d_final.h.len() != state.h.len() {
+                        *d_final = self.zero_state(b);
+                    }
+                    d_final.h[last_layer..].copy_from_slice(&ws.d_head_in);
+                    self.rnn
+                        .backward_from_state(cache, d_final, &mut grads.rnn)?
+                }
+                Targets::EveryStep => {
+                    self.rnn
+                        .backward(cache, &ws.d_head_in, None, &mut grads.rnn)?
+                }
+            };
             multiply(&mut back.d_input, &ws.embed_mask);
             if let (Some(e), Some(d)) = (&self.embedding, &mut grads.d_embedding) {
                 e.backward(&batch.inputs, &back.d_input, d);

@@ -276,7 +276,7 @@ pub(crate) fn forward_direction(
 }
 
 /// BPTT of one direction. `dy` (T·B, H) is the gradient of this direction's outputs (internal,
-/// direction-ordered, zero past each length); `dh_n`/`dc_n` (B, H) sorted rows, the gradient of
+/// direction-ordered, zero past each length; `None`: zero); `dh_n`/`dc_n` (B, H) sorted rows, the gradient of
 /// the final state; `cache.packed` must hold the backward panels. Weight gradients are
 /// accumulated (`+=`) into `grads`; `dx` comes from `ws` (empty for a one-hot input).
 pub(crate) fn backward_direction(
@@ -286,7 +286,7 @@ pub(crate) fn backward_direction(
     cache: &mut DirectionCache,
     input: DirInput<'_>,
     plan: &Plan,
-    dy: &[f32],
+    dy: Option<&[f32]>,
     dh_n: Vec<f32>,
     dc_n: Vec<f32>,
     grads: &mut DirectionParams,
@@ -305,6 +305,14 @@ pub(crate) fn backward_direction(
     let reset_before = cell == CellKind::GruResetBefore;
     let mut dh = dh_n;
     let mut dc = dc_n;
+    // A zero output gradient reads one (rows, H) block of zeros at every step instead of a
+    // (T·B, H) buffer.
+    let max_rows = plan.chunks.iter().map(|c| c.rows).max().unwrap_or(0);
+    let zeros = if dy.is_none() {
+        ws.take_zeroed(max_rows * h)
+    } else {
+        Vec::new()
+    };
 
     struct Work<'a> {
         chunk: &'a Chunk,
@@ -351,7 +359,7 @@ pub(crate) fn backward_direction(
             } else {
                 &[][..]
             };
-            let dy_chunk = &dy[base * h..(base + steps * rows) * h];
+            let dy_chunk = dy.map(|dy| &dy[base * h..(base + steps * rows) * h]);
             for t in (0..steps).rev() {
                 let n = w.chunk.active[t];
                 // Rows past their length take no gradient: zero them so the weight GEMMs over
@@ -374,7 +382,10 @@ pub(crate) fn backward_direction(
                     packed,
                     BackwardStep {
                         rows: n,
-                        dy: &dy_chunk[at..][..n * h],
+                        dy: match dy_chunk {
+                            Some(dy) => &dy[at..][..n * h],
+                            None => &zeros[..n * h],
+                        },
                         dh: &mut w.dh[..n * h],
                         dc: if lstm { Some(&mut w.dc[..n * h]) } else { None },
                         gates: &mut w.gates[t * rows * gh..][..n * gh],
@@ -405,6 +416,8 @@ pub(crate) fn backward_direction(
             }
         });
     }
+
+    ws.give(zeros);
 
     // Weight and input gradients: single GEMMs over all T·B rows, after the loop.
     // δ_x (the input-side pre-activation gradient) is δ_u except GRU's n block (kept in `hn`).

@@ -38,7 +38,9 @@ mod workspace;
 
 pub use config::RnnConfig;
 pub use error::RnnError;
-pub use network::{Mode, Rnn, RnnCache, RnnForward, RnnInputGrads, RnnState, SeqBatch, TokenBatch};
+pub use network::{
+    Mode, Outputs, Rnn, RnnCache, RnnForward, RnnInputGrads, RnnState, SeqBatch, TokenBatch,
+};
 pub use params::{DirectionParams, RnnGrads, RnnParams};
 pub use stream::RnnStream;
 

@@ -98,6 +98,19 @@ pub enum Mode {
     },
 }
 
+/// What a forward pass returns besides the final state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Outputs {
+    /// The last layer's output at every step, (T, B, D·H).
+    #[default]
+    EveryStep,
+    /// The final state only ([`RnnForward::output`] is empty): for many-to-one models, whose
+    /// loss reads the final state (with D = 1 and every row `T` steps long, the final state is the
+    /// last step's output). Saves writing the (T, B, D·H) output; pair it with
+    /// [`Rnn::backward_from_state`], which needs no (T, B, D·H) output gradient either.
+    FinalState,
+}
+
 /// The recurrent state of every layer and direction.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RnnState {
@@ -363,6 +376,20 @@ impl Rnn {
         initial: Option<&RnnState>,
         mode: Mode,
     ) -> Result<(RnnForward, RnnCache), RnnError> {
+        self.forward_with(input, initial, mode, Outputs::EveryStep)
+    }
+
+    /// [`Rnn::forward`] returning the outputs `outputs` asks for.
+    ///
+    /// # Errors
+    /// As [`Rnn::forward`].
+    pub fn forward_with(
+        &self,
+        input: SeqBatch<'_>,
+        initial: Option<&RnnState>,
+        mode: Mode,
+        outputs: Outputs,
+    ) -> Result<(RnnForward, RnnCache), RnnError> {
         let (steps, batch, i) = (input.steps, input.batch, self.config.input_size);
         let plan = Plan::new(steps, batch, input.lengths)?;
         let expected = steps * batch * i;
@@ -374,7 +401,7 @@ impl Rnn {
                 found: input.data.len(),
             });
         }
-        self.forward_plan(plan, FirstInput::Dense(input.data), initial, mode)
+        self.forward_plan(plan, FirstInput::Dense(input.data), initial, mode, outputs)
     }
 
     /// [`Rnn::forward`] of one-hot input vectors given as token ids: the same results (up to f32
@@ -390,6 +417,20 @@ impl Rnn {
         input: TokenBatch<'_>,
         initial: Option<&RnnState>,
         mode: Mode,
+    ) -> Result<(RnnForward, RnnCache), RnnError> {
+        self.forward_one_hot_with(input, initial, mode, Outputs::EveryStep)
+    }
+
+    /// [`Rnn::forward_one_hot`] returning the outputs `outputs` asks for.
+    ///
+    /// # Errors
+    /// As [`Rnn::forward_one_hot`].
+    pub fn forward_one_hot_with(
+        &self,
+        input: TokenBatch<'_>,
+        initial: Option<&RnnState>,
+        mode: Mode,
+        outputs: Outputs,
     ) -> Result<(RnnForward, RnnCache), RnnError> {
         let (steps, batch, i) = (input.steps, input.batch, self.config.input_size);
         let plan = Plan::new(steps, batch, input.lengths)?;
@@ -414,7 +455,7 @@ impl Rnn {
                 input_size: i,
             });
         }
-        self.forward_plan(plan, FirstInput::OneHot(input.ids), initial, mode)
+        self.forward_plan(plan, FirstInput::OneHot(input.ids), initial, mode, outputs)
     }
 
     fn forward_plan(
@@ -423,6 +464,7 @@ impl Rnn {
         first: FirstInput<'_>,
         initial: Option<&RnnState>,
         mode: Mode,
+        outputs: Outputs,
     ) -> Result<(RnnForward, RnnCache), RnnError> {
         let cfg = &self.config;
         let ws = &self.workspace;
@@ -566,12 +608,18 @@ impl Rnn {
                 dropout_mask,
             });
         }
-        // Every column block is written by one direction, whole (zeros past each length).
-        let mut output = ws.take(rows_total * d * h);
-        let last = layers.last().expect("num_layers ≥ 1 (validated)");
-        for (dir, cache) in last.directions.iter().enumerate() {
-            plan.scatter(&cache.h, h, dir == 1, &mut output, d * h, dir * h);
-        }
+        let output = match outputs {
+            Outputs::EveryStep => {
+                // Every column block is written by one direction, whole (zeros past each length).
+                let mut output = ws.take(rows_total * d * h);
+                let last = layers.last().expect("num_layers ≥ 1 (validated)");
+                for (dir, cache) in last.directions.iter().enumerate() {
+                    plan.scatter(&cache.h, h, dir == 1, &mut output, d * h, dir * h);
+                }
+                output
+            }
+            Outputs::FinalState => Vec::new(),
+        };
         Ok((
             RnnForward {
                 output,
@@ -614,13 +662,41 @@ impl Rnn {
         d_final: Option<&RnnState>,
         grads: &mut RnnGrads,
     ) -> Result<RnnInputGrads, RnnError> {
+        self.backward_impl(cache, Some(d_output), d_final, grads)
+    }
+
+    /// Backpropagation through time when the loss reads only the final state (many-to-one, with
+    /// [`Outputs::FinalState`]): [`Rnn::backward`] with a zero `d_output`, without building one.
+    /// `d_final` (L·D, B, H) is `∂L/∂(final state)`.
+    ///
+    /// # Errors
+    /// As [`Rnn::backward`].
+    pub fn backward_from_state(
+        &self,
+        cache: RnnCache,
+        d_final: &RnnState,
+        grads: &mut RnnGrads,
+    ) -> Result<RnnInputGrads, RnnError> {
+        self.backward_impl(cache, None, Some(d_final), grads)
+    }
+
+    /// [`Rnn::backward`]; `d_output = None` is a zero output gradient.
+    fn backward_impl(
+        &self,
+        cache: RnnCache,
+        d_output: Option<&[f32]>,
+        d_final: Option<&RnnState>,
+        grads: &mut RnnGrads,
+    ) -> Result<RnnInputGrads, RnnError> {
         let cfg = &self.config;
         let RnnCache { plan, mut layers } = cache;
         let plan = &plan;
         let (steps, batch, h, d) = (plan.steps, plan.batch, cfg.hidden_size, cfg.directions());
         let rows_total = steps * batch;
         let expected = rows_total * d * h;
-        if d_output.len() != expected {
+        if let Some(d_output) = d_output
+            && d_output.len() != expected
+        {
             return Err(RnnError::Shape {
                 what: "d_output",
                 shape: format!("(T={steps}, B={batch}, D·H={})", d * h),
@@ -645,20 +721,25 @@ impl Rnn {
         let lstm = cfg.cell == CellKind::Lstm;
         let ws = &self.workspace;
         let mut d_state = RnnState::zeros(cfg, batch);
-        // Written whole by the gather.
-        let mut d_out = ws.take(expected);
-        plan.gather(d_output, d * h, false, &mut d_out);
+        // The gradient of the current layer's output, internal layout (T·B, D·H); `None`: zero
+        // (only ever for the last layer, from `backward_from_state`).
+        let mut d_out = d_output.map(|d_output| {
+            // Written whole by the gather.
+            let mut d_out = ws.take(expected);
+            plan.gather(d_output, d * h, false, &mut d_out);
+            d_out
+        });
         for layer in (0..cfg.num_layers).rev() {
             let width = self.input_width(layer);
             let lc = &mut layers[layer];
-            if let Some(mask) = &lc.dropout_mask {
+            if let (Some(mask), Some(d_out)) = (&lc.dropout_mask, d_out.as_mut()) {
                 d_out.iter_mut().zip(mask).for_each(|(g, m)| *g *= m);
             }
             let (input, input_rev) = (&lc.input, &lc.input_rev);
             let (first, second) = lc.directions.split_at_mut(1);
             let (grads_first, grads_second) =
                 grads.directions[layer * d..layer * d + d].split_at_mut(1);
-            let d_out_ref = &d_out;
+            let d_out_ref = d_out.as_deref();
             let run = |dir: usize,
                        cache: &mut DirectionCache,
                        g: &mut super::params::DirectionParams| {
@@ -666,9 +747,12 @@ impl Rnn {
                 if !cache.packed.has_backward() {
                     cache.packed = self.packed(index, PackFor::Training);
                 }
-                // Written whole (zeros past each length).
-                let mut dy = ws.take(rows_total * h);
-                plan.internal_columns(d_out_ref, d * h, dir * h, h, dir == 1, &mut dy, h, 0, false);
+                let dy = d_out_ref.map(|d_out| {
+                    // Written whole (zeros past each length).
+                    let mut dy = ws.take(rows_total * h);
+                    plan.internal_columns(d_out, d * h, dir * h, h, dir == 1, &mut dy, h, 0, false);
+                    dy
+                });
                 let mut dh_n = ws.take_zeroed(batch * h);
                 let mut dc_n = ws.take_zeroed(if lstm { batch * h } else { 0 });
                 if let Some(state) = d_final {
@@ -690,7 +774,7 @@ impl Rnn {
                     cache,
                     x.view(width),
                     plan,
-                    &dy,
+                    dy.as_deref(),
                     dh_n,
                     dc_n,
                     g,
@@ -698,7 +782,9 @@ impl Rnn {
                     cfg.isa,
                     cfg.par,
                 );
-                ws.give(dy);
+                if let Some(dy) = dy {
+                    ws.give(dy);
+                }
                 grads
             };
             let results = if d == 2 {
@@ -751,11 +837,14 @@ impl Rnn {
                     ws.give(buffer);
                 }
             }
-            ws.give(std::mem::replace(&mut d_out, d_in));
+            if let Some(d_out) = d_out.replace(d_in) {
+                ws.give(d_out);
+            }
         }
         for layer in layers {
             self.recycle_layer(layer);
         }
+        let d_out = d_out.expect("every layer leaves its input gradient");
         let d_input = if d_out.is_empty() {
             // One-hot input: no input gradient.
             Vec::new()

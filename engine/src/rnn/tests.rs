@@ -4,7 +4,7 @@
 
 use recur_kernels::{CellKind, Isa, RnnActivation};
 
-use super::{Mode, Rnn, RnnConfig, RnnError, RnnState, SeqBatch, TokenBatch};
+use super::{Mode, Outputs, Rnn, RnnConfig, RnnError, RnnState, SeqBatch, TokenBatch};
 
 const KINDS: [CellKind; 5] = [
     CellKind::Lstm,
@@ -238,5 +238,79 @@ fn packs_follow_parameter_changes() {
         rnn.backward(cache, &dy, None, &mut want).unwrap();
         drop(out);
         assert_eq!(grads, want, "{kind:?}");
+    }
+}
+
+/// `Outputs::FinalState` + `backward_from_state` against the plain pass: the same state and
+/// cache (so the same gradients) as `forward`, and the gradients of `backward` with a zero
+/// `d_output`, bit for bit — ragged, stacked, bidirectional, one-hot and dense. With every row `T`
+/// steps long and one direction, that is also `backward` with `d_output` non-zero at the last step
+/// only (the many-to-one language model's case).
+#[test]
+fn final_state_pass_matches_the_full_output_pass() {
+    let (steps, batch, vocab) = (4, 7, 6);
+    let ids: Vec<u32> = (0..steps * batch)
+        .map(|i| ((i * 5 + 1) % vocab) as u32)
+        .collect();
+    let x = values(steps * batch * vocab, 8, 1.0);
+    for isa in Isa::available() {
+        for kind in KINDS {
+            for (layers, bidi, ragged) in [(1, false, false), (2, false, false), (2, true, true)] {
+                let rnn = network(kind, isa, vocab, layers, bidi);
+                let lengths: Vec<usize> = (0..batch)
+                    .map(|b| if ragged { 1 + b % steps } else { steps })
+                    .collect();
+                let init = initial(&rnn, batch, 4);
+                let mode = Mode::Training { dropout_seed: 3 };
+                let mut d_final = RnnState::zeros(rnn.config(), batch);
+                d_final.h = values(d_final.h.len(), 5, 1.0);
+                if let Some(c) = d_final.c.as_mut() {
+                    *c = values(c.len(), 6, 1.0);
+                }
+                for one_hot in [false, true] {
+                    let what = format!("{isa:?} {kind:?} {layers} {bidi} one-hot {one_hot}");
+                    let run = |outputs| {
+                        if one_hot {
+                            let input = TokenBatch::new(&ids, steps, batch).with_lengths(&lengths);
+                            rnn.forward_one_hot_with(input, Some(&init), mode, outputs)
+                        } else {
+                            let input = SeqBatch::new(&x, steps, batch).with_lengths(&lengths);
+                            rnn.forward_with(input, Some(&init), mode, outputs)
+                        }
+                        .unwrap()
+                    };
+                    let (full, full_cache) = run(Outputs::EveryStep);
+                    let (last, last_cache) = run(Outputs::FinalState);
+                    assert!(last.output.is_empty(), "{what}: no output");
+                    assert_eq!(last.state, full.state, "{what}: state");
+                    let zeros = vec![0.0; full.output.len()];
+                    let (mut want, mut got) = (rnn.zero_grads(), rnn.zero_grads());
+                    let bw = rnn
+                        .backward(full_cache, &zeros, Some(&d_final), &mut want)
+                        .unwrap();
+                    let bg = rnn
+                        .backward_from_state(last_cache, &d_final, &mut got)
+                        .unwrap();
+                    for ((name, w), (_, g)) in want.named("d_").into_iter().zip(got.named("d_")) {
+                        assert_bits(&format!("{what}: {name}"), g, w);
+                    }
+                    assert_bits(&format!("{what}: d_input"), &bg.d_input, &bw.d_input);
+                    assert_eq!(bg.d_state, bw.d_state, "{what}: d_state");
+                    if !ragged && !bidi {
+                        // Many-to-one: d_output at the last step = the last layer's d_final rows.
+                        let top = (layers - 1) * batch * 11;
+                        let mut d_output = zeros.clone();
+                        d_output[(steps - 1) * batch * 11..].copy_from_slice(&d_final.h[top..]);
+                        let mut d_lower = d_final.clone();
+                        d_lower.h[top..].fill(0.0);
+                        let (_, cache) = run(Outputs::EveryStep);
+                        let mut m2o = rnn.zero_grads();
+                        rnn.backward(cache, &d_output, Some(&d_lower), &mut m2o)
+                            .unwrap();
+                        assert_eq!(m2o, got, "{what}: many-to-one");
+                    }
+                }
+            }
+        }
     }
 }
