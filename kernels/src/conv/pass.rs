@@ -24,7 +24,7 @@ use rayon::prelude::*;
 
 use super::Conv1dShape;
 use crate::gemm::kernel::{Kernel, MacroArgs};
-use crate::gemm::{MatMut, MatRef, PackedB, sgemm_packed_b};
+use crate::gemm::{MatRef, PackedB};
 use crate::{Isa, Par};
 
 /// Output rows per task of the forward product under [`Par::Rayon`].
@@ -67,21 +67,32 @@ fn with_buf<R>(
 // The GEMM loop with caller-supplied packers
 // ---------------------------------------------------------------------------------------------
 
+/// A packer of panels: `(first row, rows, first column, columns, destination)`.
+pub(super) type Packer<'a> = &'a dyn Fn(usize, usize, usize, usize, &mut [f32]);
+
+/// Where [`gemm_packed_by`] gets its B panels.
+pub(super) enum BSource<'a> {
+    /// A packer called per (JC, PC) step: `(pc, kc, jc, nc, dst)` writes rows `pc..pc+kc`,
+    /// columns `jc..jc+nc` of B as `⌈nc/NR⌉` panels of `kc·NR` floats
+    /// (`dst[q·kc·NR + p·NR + j] = B[pc + p, jc + q·NR + j]`, columns past `nc` zero).
+    Packer(Packer<'a>),
+    /// B packed once, whole depth, for this kernel.
+    Packed(&'a PackedB),
+}
+
 /// `C ← A·B + β·C` for an `m × n` C (row stride `ldc`, unit column stride, first element
-/// `c[0]`), `k` deep, on one thread, where A and B exist only through their packers:
+/// `c[0]`), `k` deep, on one thread, where A exists only through its packer and B through `b`:
 ///
 /// - `pack_a(ic, mc, pc, kc, dst)` writes rows `ic..ic+mc`, columns `pc..pc+kc` of A as
 ///   `⌈mc/MR⌉` panels of `MR·kc` floats (`dst[r·MR·kc + p·MR + i] = A[ic + r·MR + i, pc + p]`,
 ///   rows past `mc` zero);
-/// - `pack_b(pc, kc, jc, nc, dst)` writes rows `pc..pc+kc`, columns `jc..jc+nc` of B as
-///   `⌈nc/NR⌉` panels of `kc·NR` floats (`dst[q·kc·NR + p·NR + j] = B[pc + p, jc + q·NR + j]`,
-///   columns past `nc` zero).
+/// - `b`: see [`BSource`].
 ///
 /// The loops are those of `crate::gemm` (JC, PC, IC; the macro-kernel does JR, IR), so every
 /// element of C sees one FMA sequence: the k reduction in KC slabs, in order.
 ///
 /// # Panics
-/// If `c` is too short for the `m × n` block.
+/// If `c` is too short for the `m × n` block, or a pre-packed B is not `k × n` for this kernel.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn gemm_packed_by(
     kernel: &Kernel,
@@ -92,7 +103,7 @@ pub(super) fn gemm_packed_by(
     c: &mut [f32],
     ldc: usize,
     pack_a: impl Fn(usize, usize, usize, usize, &mut [f32]),
-    pack_b: impl Fn(usize, usize, usize, usize, &mut [f32]),
+    b: BSource<'_>,
 ) {
     if m == 0 || n == 0 || k == 0 {
         return;
@@ -103,17 +114,41 @@ pub(super) fn gemm_packed_by(
         c.len()
     );
     let Kernel { mr, nr, .. } = *kernel;
+    if let BSource::Packed(packed) = b {
+        assert!(
+            packed.k() == k && packed.n() == n && packed.panel_width() == nr,
+            "gemm_packed_by: B packed as {}×{} (NR {}), expected {k}×{n} (NR {nr})",
+            packed.k(),
+            packed.n(),
+            packed.panel_width()
+        );
+    }
     let kc_max = kernel.kc.min(k);
     let a_len = kernel.mc.min(m).next_multiple_of(mr) * kc_max;
-    let b_len = kernel.nc.min(n).next_multiple_of(nr) * kc_max;
+    let b_len = match b {
+        BSource::Packer(_) => kernel.nc.min(n).next_multiple_of(nr) * kc_max,
+        BSource::Packed(_) => 0,
+    };
     with_buf(&A_PANELS, a_len, |a_buf| {
         with_buf(&B_PANELS, b_len, |b_buf| {
             for jc in (0..n).step_by(kernel.nc) {
                 let nc = kernel.nc.min(n - jc);
                 for pc in (0..k).step_by(kernel.kc) {
                     let kc = kernel.kc.min(k - pc);
-                    let b_panels = &mut b_buf[..nc.div_ceil(nr) * nr * kc];
-                    pack_b(pc, kc, jc, nc, b_panels);
+                    let (b_panels, b_panel_stride): (&[f32], usize) = match b {
+                        BSource::Packer(pack_b) => {
+                            let panels = &mut b_buf[..nc.div_ceil(nr) * nr * kc];
+                            pack_b(pc, kc, jc, nc, panels);
+                            (panels, kc * nr)
+                        }
+                        BSource::Packed(packed) => {
+                            let stride = packed.panel_stride();
+                            let start = (jc / nr) * stride + pc * nr;
+                            // The last panel's slab ends at (q_last·stride + pc·NR + kc·NR).
+                            let end = (jc / nr + nc.div_ceil(nr) - 1) * stride + (pc + kc) * nr;
+                            (&packed.data()[start..end], stride)
+                        }
+                    };
                     for ic in (0..m).step_by(kernel.mc) {
                         let mc = kernel.mc.min(m - ic);
                         let a_panels = &mut a_buf[..mc.div_ceil(mr) * mr * kc];
@@ -127,16 +162,17 @@ pub(super) fn gemm_packed_by(
                             a: a_panels.as_ptr(),
                             a_panel_stride: mr * kc,
                             b: b_panels.as_ptr(),
-                            b_panel_stride: kc * nr,
+                            b_panel_stride,
                             // SAFETY: (ic, jc) is inside the m × n block, which fits in `c`
                             // (asserted above).
                             c: unsafe { c.as_mut_ptr().add(ic * ldc + jc) },
                             rs_c: ldc,
                             cs_c: 1,
                         };
-                        // SAFETY: the A and B slices hold exactly the ⌈mc/MR⌉ and ⌈nc/NR⌉
-                        // panels the macro-kernel reads (initialised floats: the packers are safe
-                        // code over initialised buffers); the mc × nc block of C at (ic, jc) lies
+                        // SAFETY: the A and B slices hold the ⌈mc/MR⌉ and ⌈nc/NR⌉ panels (kc
+                        // deep, at their strides) the macro-kernel reads (initialised floats: the
+                        // packers are safe code over initialised buffers; a pre-packed B was
+                        // checked to be k × n above); the mc × nc block of C at (ic, jc) lies
                         // inside `c` (asserted above), which is borrowed mutably, so no one else
                         // touches it; `kernel` came from `Kernel::for_isa`, which checked the ISA.
                         unsafe { kernel.run_macro(&args) };
@@ -205,33 +241,79 @@ fn row_pieces<'x>(
     }
 }
 
+/// `dst[p·MR + i] = rows[i][p]` for `p < len`: MR rows interleaved column by column (one
+/// column of a packed A panel per `p`).
+fn interleave<const MR: usize>(rows: &[&[f32]], len: usize, dst: &mut [f32]) {
+    let rows: [&[f32]; MR] = std::array::from_fn(|i| &rows[i][..len]);
+    for (p, column) in dst[..len * MR].chunks_exact_mut(MR).enumerate() {
+        for (d, row) in column.iter_mut().zip(&rows) {
+            *d = row[p];
+        }
+    }
+}
+
+/// [`interleave`] for the kernel's `mr` (`rows.len() == mr`).
+fn interleave_rows(rows: &[&[f32]], len: usize, dst: &mut [f32]) {
+    match rows.len() {
+        4 => interleave::<4>(rows, len, dst),
+        6 => interleave::<6>(rows, len, dst),
+        12 => interleave::<12>(rows, len, dst),
+        mr => {
+            for (p, column) in dst[..len * mr].chunks_exact_mut(mr).enumerate() {
+                for (d, row) in column.iter_mut().zip(rows) {
+                    *d = row[p];
+                }
+            }
+        }
+    }
+}
+
+/// The largest MR of any kernel.
+const MAX_MR: usize = 12;
+
+/// One `1.0`: the ones column of `cols⁺` as a source run.
+const ONE: [f32; 1] = [1.0];
+
 /// `pack_a` of [`gemm_packed_by`] for A = `cols⁺` rows `row0 + ic ..`: column-by-column MR-row
-/// panels (a transpose, element by element).
+/// panels, one run of columns at a time (a tap's `C_in` channels, or the ones column), where each
+/// of the MR rows reads a run of `x` or of `zeros` (≥ `C_in` zeros).
 #[allow(clippy::too_many_arguments)]
 fn pack_cols_a(
     s: &Conv1dShape,
     x: &[f32],
-    ones: bool,
+    zeros: &[f32],
     mr: usize,
     row0: usize,
     (mc, pc, kc): (usize, usize, usize),
     dst: &mut [f32],
 ) {
+    let (b_n, c_in, width) = (s.batch, s.in_channels, s.col_width());
     for (r, panel) in dst.chunks_exact_mut(mr * kc).enumerate() {
-        for i in 0..mr {
-            let row = r * mr + i;
-            if row >= mc {
-                panel[i..].iter_mut().step_by(mr).for_each(|v| *v = 0.0);
-                continue;
+        let mut col = pc;
+        while col < pc + kc {
+            let end = if col < width {
+                (col / c_in + 1) * c_in
+            } else {
+                col + 1
             }
-            row_pieces(s, x, ones, row0 + row, pc, pc + kc, |col, piece| {
-                let first = (col - pc) * mr + i;
-                let out = panel[first..].iter_mut().step_by(mr);
-                match piece {
-                    Piece::Copy(src) => out.zip(src).for_each(|(d, &v)| *d = v),
-                    Piece::Fill(v, len) => out.take(len).for_each(|d| *d = v),
+            .min(pc + kc);
+            let len = end - col;
+            let mut rows: [&[f32]; MAX_MR] = [&zeros[..len]; MAX_MR];
+            for (i, src) in rows.iter_mut().enumerate().take(mr) {
+                let row = r * mr + i;
+                if row >= mc {
+                    continue;
                 }
-            });
+                let (t, b) = ((row0 + row) / b_n, (row0 + row) % b_n);
+                if col >= width {
+                    *src = &ONE;
+                } else if let Some(step) = s.input_step(t, col / c_in) {
+                    let at = (step * b_n + b) * c_in + col % c_in;
+                    *src = &x[at..at + len];
+                }
+            }
+            interleave_rows(&rows[..mr], len, &mut panel[(col - pc) * mr..]);
+            col = end;
         }
     }
 }
@@ -300,7 +382,7 @@ pub(super) fn forward(
             }
         }
     };
-    let ones = bias.is_some();
+    let zeros = vec![0.0f32; s.in_channels];
     let run = |row0: usize, y_rows: &mut [f32]| {
         let rows = y_rows.len() / c_out;
         gemm_packed_by(
@@ -311,8 +393,10 @@ pub(super) fn forward(
             0.0,
             y_rows,
             c_out,
-            |ic, mc, pc, kc, dst| pack_cols_a(s, x, ones, kernel.mr, row0 + ic, (mc, pc, kc), dst),
-            pack_b,
+            |ic, mc, pc, kc, dst| {
+                pack_cols_a(s, x, &zeros, kernel.mr, row0 + ic, (mc, pc, kc), dst);
+            },
+            BSource::Packer(&pack_b),
         );
     };
     match par {
@@ -356,7 +440,9 @@ pub(super) fn d_weight(
             partial,
             n,
             |ic, mc, pc, kc, dst| (kernel.pack_a)(dy_t.submatrix(ic, row0 + pc, mc, kc), dst),
-            |pc, kc, jc, nc, dst| pack_cols_b(s, x, ones, kernel.nr, row0, (pc, kc, jc, nc), dst),
+            BSource::Packer(&|pc, kc, jc, nc, dst| {
+                pack_cols_b(s, x, ones, kernel.nr, row0, (pc, kc, jc, nc), dst);
+            }),
         );
     };
     match par {
@@ -399,23 +485,35 @@ pub(super) fn d_input(
     d_x: &mut [f32],
 ) {
     let (c_out, width) = (s.out_channels, s.col_width());
+    let kernel = Kernel::for_isa(isa);
     let packed_w = PackedB::pack(isa, MatRef::row_major(weight, c_out, width));
+    let zeros = vec![0.0f32; c_out];
+    let run = |first: usize, part: &mut [f32]| {
+        d_input_steps(s, &kernel, &packed_w, &zeros, d_y, first, part);
+    };
     let row_len = s.batch * s.in_channels;
     match par {
         Par::Rayon(n) if n != 1 && s.steps > D_INPUT_STEPS_PER_TASK => d_x
             .par_chunks_mut(D_INPUT_STEPS_PER_TASK * row_len)
             .enumerate()
-            .for_each(|(i, part)| {
-                d_input_steps(s, &packed_w, d_y, i * D_INPUT_STEPS_PER_TASK, part);
-            }),
-        _ => d_input_steps(s, &packed_w, d_y, 0, d_x),
+            .for_each(|(i, part)| run(i * D_INPUT_STEPS_PER_TASK, part)),
+        _ => run(0, d_x),
     }
 }
 
 /// [`d_input`] for input steps `first .. first + d_x.len() / (B·C_in)` (`d_x` holds those rows):
 /// the output steps that read them are computed (some also by the neighbouring task), from the
 /// last to the first, and their taps added in.
-fn d_input_steps(s: &Conv1dShape, packed_w: &PackedB, d_y: &[f32], first: usize, d_x: &mut [f32]) {
+/// `zeros` holds at least `C_out` zeros (the rows past a block's end in a packed A panel).
+fn d_input_steps(
+    s: &Conv1dShape,
+    kernel: &Kernel,
+    packed_w: &PackedB,
+    zeros: &[f32],
+    d_y: &[f32],
+    first: usize,
+    d_x: &mut [f32],
+) {
     let (b_n, c_in, c_out, width) = (s.batch, s.in_channels, s.out_channels, s.col_width());
     let end = first + d_x.len() / (b_n * c_in);
     d_x.fill(0.0);
@@ -434,13 +532,31 @@ fn d_input_steps(s: &Conv1dShape, packed_w: &PackedB, d_y: &[f32], first: usize,
             let lo = hi.saturating_sub(D_INPUT_BLOCK_ROWS).max(row_lo);
             let rows = hi - lo;
             let d_cols = &mut block[..rows * width];
-            sgemm_packed_b(
-                Par::Seq,
-                1.0,
-                MatRef::row_major(&d_y[lo * c_out..hi * c_out], rows, c_out),
-                packed_w,
+            // d_cols = dy[lo..hi] · W, the dy rows interleaved straight into A panels.
+            let pack_dy = |ic: usize, mc: usize, pc: usize, kc: usize, dst: &mut [f32]| {
+                for (r, panel) in dst.chunks_exact_mut(kernel.mr * kc).enumerate() {
+                    let rows: [&[f32]; MAX_MR] = std::array::from_fn(|i| {
+                        let row = r * kernel.mr + i;
+                        if row < mc {
+                            let at = (lo + ic + row) * c_out + pc;
+                            &d_y[at..at + kc]
+                        } else {
+                            &zeros[..kc]
+                        }
+                    });
+                    interleave_rows(&rows[..kernel.mr], kc, panel);
+                }
+            };
+            gemm_packed_by(
+                kernel,
+                rows,
+                width,
+                c_out,
                 0.0,
-                MatMut::row_major(d_cols, rows, width),
+                d_cols,
+                width,
+                pack_dy,
+                BSource::Packed(packed_w),
             );
             for (r, taps) in d_cols.chunks_exact(width).enumerate().rev() {
                 let (t, b) = ((lo + r) / b_n, (lo + r) % b_n);
