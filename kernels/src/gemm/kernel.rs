@@ -58,7 +58,8 @@ pub(crate) struct Kernel {
     pub nc: usize,
     /// Packs an `mc × kc` block of A into MR-row panels ([`pack::pack_a`]).
     pub pack_a: fn(MatRef, &mut [f32]),
-    /// Packs a `kc × nc` block of B into NR-column panels of a given stride ([`pack::pack_b`]).
+    /// Packs a `kc × nc` block of B into NR-column panels of a given stride ([`pack::pack_b`], or
+    /// `pack::pack_b_x86` with AVX register transposes of column-major sources).
     pub pack_b: fn(MatRef, &mut [f32], usize),
     macro_kernel: unsafe fn(&MacroArgs),
 }
@@ -101,7 +102,7 @@ impl Kernel {
                 mc: 96,
                 nc: 2048,
                 pack_a: pack::pack_a::<6>,
-                pack_b: pack::pack_b::<16>,
+                pack_b: pack::pack_b_x86::<16>,
                 macro_kernel: macro_kernel_avx2,
             },
             // AVX-512 (not present on this host; blocked for a Xeon-class core, L1d 48 KiB, L2
@@ -116,7 +117,7 @@ impl Kernel {
                 mc: 480,
                 nc: 4096,
                 pack_a: pack::pack_a::<12>,
-                pack_b: pack::pack_b::<32>,
+                pack_b: pack::pack_b_x86::<32>,
                 macro_kernel: macro_kernel_avx512,
             },
             #[cfg(not(target_arch = "x86_64"))]

@@ -3,6 +3,7 @@
 //! micro-kernel always runs its full `MR × NR` tile and only the store is trimmed.
 
 use super::MatRef;
+use crate::simd::Portable;
 
 /// A 64-byte-aligned, growable f32 buffer (packed panels start on cache lines).
 #[derive(Default, Debug)]
@@ -91,32 +92,158 @@ pub(crate) fn pack_a<const MR: usize>(a: MatRef, dst: &mut [f32]) {
 
 /// Packs the `k × n` block `b` into `ceil(n/NR)` column panels, panel `q` starting at
 /// `q·panel_stride` (`panel_stride ≥ k·NR`) and stored row by row
-/// (`dst[q·panel_stride + p·NR + j] = b[p, q·NR + j]`), columns past `n` zero.
+/// (`dst[q·panel_stride + p·NR + j] = b[p, q·NR + j]`), columns past `n` zero. Portable code;
+/// [`pack_b_x86`] is the same packing with vector transposes.
 ///
 /// # Panics
 /// If `dst` is too short for the last panel.
 pub(crate) fn pack_b<const NR: usize>(b: MatRef, dst: &mut [f32], panel_stride: usize) {
+    // SAFETY: `Portable` uses no CPU-specific instructions.
+    unsafe { pack_b_body::<Portable, NR>(b, dst, panel_stride) }
+}
+
+/// [`pack_b`] with AVX 8×8 register transposes for column-major sources (a transposed view, such
+/// as the decoder's `Wᵀ`); the portable code on a CPU without AVX2.
+///
+/// # Panics
+/// If `dst` is too short for the last panel.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn pack_b_x86<const NR: usize>(b: MatRef, dst: &mut [f32], panel_stride: usize) {
+    if crate::Isa::Avx2.is_available() {
+        // SAFETY: the CPU runs AVX2 (checked just above).
+        unsafe { pack_b_avx2::<NR>(b, dst, panel_stride) }
+    } else {
+        pack_b::<NR>(b, dst, panel_stride);
+    }
+}
+
+/// # Safety
+/// The CPU runs AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn pack_b_avx2<const NR: usize>(b: MatRef, dst: &mut [f32], panel_stride: usize) {
+    // SAFETY: forwarded (the CPU runs AVX2).
+    unsafe { pack_b_body::<crate::simd::Avx2, NR>(b, dst, panel_stride) }
+}
+
+/// The body of [`pack_b`], written once; `T` supplies the 8×8 transpose.
+///
+/// # Safety
+/// The CPU runs `T`'s instructions.
+#[inline(always)]
+unsafe fn pack_b_body<T: Transpose8, const NR: usize>(
+    b: MatRef,
+    dst: &mut [f32],
+    panel_stride: usize,
+) {
     let (k, n) = (b.rows(), b.cols());
     let (rs, cs) = (b.row_stride(), b.col_stride());
     assert!(panel_stride >= k * NR);
+    // Rows of a column-major source handled by 8×8 transposes; the rest one by one.
+    let k8 = if NR.is_multiple_of(8) { k - k % 8 } else { 0 };
     for q in 0..n.div_ceil(NR) {
         let col0 = q * NR;
         let cols = NR.min(n - col0);
         let panel: &mut [[f32; NR]] =
             as_rows_mut(&mut dst[q * panel_stride..q * panel_stride + k * NR]);
         // SAFETY: every read is of an element (p, col0 + j) with p < k and j < cols ≤ n − col0,
-        // which `MatRef::new` checked to lie inside the view's slice.
+        // which `MatRef::new` checked to lie inside the view's slice; every write is inside
+        // `panel` (k rows of NR); the caller guarantees the CPU runs `T`.
         unsafe {
             let base = b.as_ptr().add(col0 * cs);
             if cols == NR && cs == 1 {
                 for (p, row) in panel.iter_mut().enumerate() {
                     *row = base.add(p * rs).cast::<[f32; NR]>().read_unaligned();
                 }
+            } else if cols == NR && rs == 1 && k8 > 0 {
+                // Column-major source: 8 columns × 8 rows at a time, each column a contiguous
+                // run, transposed into 8 panel rows.
+                let out = panel.as_mut_ptr().cast::<f32>();
+                for p0 in (0..k8).step_by(8) {
+                    for j0 in (0..NR).step_by(8) {
+                        T::transpose8(base.add(j0 * cs + p0), cs, out.add(p0 * NR + j0), NR);
+                    }
+                }
+                for (p, row) in panel.iter_mut().enumerate().skip(k8) {
+                    *row = std::array::from_fn(|j| *base.add(p + j * cs));
+                }
+            } else if cs == 1 {
+                // A partial panel of a row-major source: copy what there is, zero the rest.
+                for (p, row) in panel.iter_mut().enumerate() {
+                    let src = std::slice::from_raw_parts(base.add(p * rs), cols);
+                    row[..cols].copy_from_slice(src);
+                    row[cols..].fill(0.0);
+                }
             } else {
                 for (p, row) in panel.iter_mut().enumerate() {
                     let src = base.add(p * rs);
                     *row = std::array::from_fn(|j| if j < cols { *src.add(j * cs) } else { 0.0 });
                 }
+            }
+        }
+    }
+}
+
+/// An 8×8 transposing copy, the one ISA-specific step of [`pack_b_body`].
+trait Transpose8 {
+    /// `dst[i·dst_stride + j] = src[j·src_stride + i]` for `i, j < 8`.
+    ///
+    /// # Safety
+    /// Rows `j < 8` of 8 floats at `src + j·src_stride` are readable, rows `i < 8` of 8 floats at
+    /// `dst + i·dst_stride` writable (not overlapping the source), and the CPU runs the
+    /// implementor's instructions.
+    unsafe fn transpose8(src: *const f32, src_stride: usize, dst: *mut f32, dst_stride: usize);
+}
+
+impl Transpose8 for Portable {
+    #[inline(always)]
+    unsafe fn transpose8(src: *const f32, src_stride: usize, dst: *mut f32, dst_stride: usize) {
+        for j in 0..8 {
+            for i in 0..8 {
+                // SAFETY: both offsets are inside the blocks the caller vouches for.
+                unsafe { *dst.add(i * dst_stride + j) = *src.add(j * src_stride + i) };
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Transpose8 for crate::simd::Avx2 {
+    #[inline(always)]
+    unsafe fn transpose8(src: *const f32, src_stride: usize, dst: *mut f32, dst_stride: usize) {
+        use std::arch::x86_64::*;
+        // SAFETY: the caller guarantees AVX2 and the 8 readable source and 8 writable
+        // destination rows of 8 floats.
+        unsafe {
+            let row = |j: usize| src.add(j * src_stride);
+            let (a, b) = (_mm256_loadu_ps(row(0)), _mm256_loadu_ps(row(1)));
+            let (c, d) = (_mm256_loadu_ps(row(2)), _mm256_loadu_ps(row(3)));
+            let (e, f) = (_mm256_loadu_ps(row(4)), _mm256_loadu_ps(row(5)));
+            let (g, h) = (_mm256_loadu_ps(row(6)), _mm256_loadu_ps(row(7)));
+            // Pairs: ab_lo = (a0 b0 a1 b1 | a4 b4 a5 b5), ab_hi = (a2 b2 a3 b3 | a6 b6 a7 b7), …
+            let (ab_lo, ab_hi) = (_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b));
+            let (cd_lo, cd_hi) = (_mm256_unpacklo_ps(c, d), _mm256_unpackhi_ps(c, d));
+            let (ef_lo, ef_hi) = (_mm256_unpacklo_ps(e, f), _mm256_unpackhi_ps(e, f));
+            let (gh_lo, gh_hi) = (_mm256_unpacklo_ps(g, h), _mm256_unpackhi_ps(g, h));
+            // Quads: abcd[i] = (ai bi ci di | ai+4 bi+4 ci+4 di+4) for i < 4; efgh likewise.
+            let abcd = [
+                _mm256_shuffle_ps::<0x44>(ab_lo, cd_lo),
+                _mm256_shuffle_ps::<0xee>(ab_lo, cd_lo),
+                _mm256_shuffle_ps::<0x44>(ab_hi, cd_hi),
+                _mm256_shuffle_ps::<0xee>(ab_hi, cd_hi),
+            ];
+            let efgh = [
+                _mm256_shuffle_ps::<0x44>(ef_lo, gh_lo),
+                _mm256_shuffle_ps::<0xee>(ef_lo, gh_lo),
+                _mm256_shuffle_ps::<0x44>(ef_hi, gh_hi),
+                _mm256_shuffle_ps::<0xee>(ef_hi, gh_hi),
+            ];
+            // Output row i < 4: the low halves of abcd[i] and efgh[i]; row i + 4: the high ones.
+            for i in 0..4 {
+                let low = _mm256_permute2f128_ps::<0x20>(abcd[i], efgh[i]);
+                let high = _mm256_permute2f128_ps::<0x31>(abcd[i], efgh[i]);
+                _mm256_storeu_ps(dst.add(i * dst_stride), low);
+                _mm256_storeu_ps(dst.add((i + 4) * dst_stride), high);
             }
         }
     }
@@ -179,5 +306,58 @@ mod tests {
             .collect();
         pack_b::<4>(MatRef::row_major(&data_t, 5, 2).t(), &mut dst_t, 10);
         assert_eq!(dst_t, expected);
+    }
+
+    /// `pack_b`'s layout, written out from the definition, for any view.
+    fn pack_b_reference(b: MatRef, nr: usize, panel_stride: usize, fill: f32) -> Vec<f32> {
+        let (k, n) = (b.rows(), b.cols());
+        let mut dst = vec![fill; n.div_ceil(nr) * panel_stride];
+        for q in 0..n.div_ceil(nr) {
+            for p in 0..k {
+                for j in 0..nr {
+                    let col = q * nr + j;
+                    dst[q * panel_stride + p * nr + j] = if col < n { b.get(p, col) } else { 0.0 };
+                }
+            }
+        }
+        dst
+    }
+
+    /// Every branch of `pack_b` (row-major full and partial panels, the column-major 8×8
+    /// transposes with their row tail, general strides) on the portable and x86 packers, for
+    /// both panel widths, against the layout's definition.
+    #[test]
+    fn pack_b_every_source_layout_matches_the_definition() {
+        type Packer = fn(MatRef, &mut [f32], usize);
+        let mut packers: Vec<(&str, usize, Packer)> = vec![
+            ("portable 16", 16, pack_b::<16>),
+            ("portable 32", 32, pack_b::<32>),
+        ];
+        #[cfg(target_arch = "x86_64")]
+        if crate::Isa::Avx2.is_available() {
+            packers.push(("x86 16", 16, pack_b_x86::<16>));
+            packers.push(("x86 32", 32, pack_b_x86::<32>));
+        } else {
+            println!("skipping the x86 packers: this CPU has no AVX2");
+        }
+        for k in [1, 7, 8, 9, 16, 23, 150] {
+            for n in [1, 15, 16, 17, 40, 70] {
+                // Row-major, column-major (tight and with a padded leading dimension), and a
+                // general-stride view.
+                let layouts = [(n, 1), (1, k), (1, k + 3), (2, 2 * k + 1)];
+                for (rs, cs) in layouts {
+                    let len = (k - 1) * rs + (n - 1) * cs + 1;
+                    let data: Vec<f32> = (0..len).map(|x| x as f32 * 0.5 - 7.0).collect();
+                    let b = MatRef::new(&data, k, n, rs, cs);
+                    for &(name, nr, pack) in &packers {
+                        let panel_stride = k * nr + 5;
+                        let mut dst = vec![-1.0; n.div_ceil(nr) * panel_stride];
+                        pack(b, &mut dst, panel_stride);
+                        let expected = pack_b_reference(b, nr, panel_stride, -1.0);
+                        assert_eq!(dst, expected, "{name}: k {k}, n {n}, strides ({rs}, {cs})");
+                    }
+                }
+            }
+        }
     }
 }
