@@ -57,6 +57,14 @@ fn stream_batch(steps: usize, rows: usize) -> Minibatch {
     b
 }
 
+/// Windows with one target each, after the last step (the seeds' many-to-one task).
+fn last_step_batch(steps: usize, rows: usize) -> Minibatch {
+    let mut b = stream_batch(steps, rows);
+    b.targets_kind = Targets::LastStep;
+    b.targets.truncate(rows);
+    b
+}
+
 /// Mean training loss (dropout drawn from `seed`) and its gradients.
 fn train(m: &LanguageModel, batch: &Minibatch, seed: u64) -> (f64, LmGrads) {
     let mut grads = m.zero_grads();
@@ -128,16 +136,20 @@ fn worst_relative_error(
 
 #[test]
 fn gradients_are_those_of_the_dropped_out_loss() {
-    let batch = stream_batch(4, 3);
-    for cell in ["lstm", "gru", "rnn_tanh"] {
-        for (pe, po) in [(0.3, 0.0), (0.0, 0.4), (0.3, 0.4)] {
-            let m = model(cell, pe, po);
-            let (_, grads) = train(&m, &batch, 7);
-            let (error, at) = worst_relative_error(&m, &batch, 7, &named_grads(&grads));
-            assert!(
-                error < 2e-2,
-                "{cell}, embed {pe}, output {po}: gradient off by {error:.3e} at {at}"
-            );
+    for (kind, batch) in [
+        ("every step", stream_batch(4, 3)),
+        ("last step", last_step_batch(4, 3)),
+    ] {
+        for cell in ["lstm", "gru", "rnn_tanh"] {
+            for (pe, po) in [(0.3, 0.0), (0.0, 0.4), (0.3, 0.4)] {
+                let m = model(cell, pe, po);
+                let (_, grads) = train(&m, &batch, 7);
+                let (error, at) = worst_relative_error(&m, &batch, 7, &named_grads(&grads));
+                assert!(
+                    error < 2e-2,
+                    "{kind}, {cell}, embed {pe}, output {po}: gradient off by {error:.3e} at {at}"
+                );
+            }
         }
     }
 }
@@ -146,8 +158,12 @@ fn gradients_are_those_of_the_dropped_out_loss() {
 fn the_gradient_check_sees_a_missing_mask() {
     // The gradients of the same parameters without dropout are not those of the dropped-out
     // loss: the check above would fail if backward ignored a mask.
-    let batch = stream_batch(4, 3);
-    for (pe, po) in [(0.3, 0.0), (0.0, 0.4)] {
+    for (pe, po, batch) in [
+        (0.3, 0.0, stream_batch(4, 3)),
+        (0.0, 0.4, stream_batch(4, 3)),
+        (0.3, 0.0, last_step_batch(4, 3)),
+        (0.0, 0.4, last_step_batch(4, 3)),
+    ] {
         let (_, undropped) = train(&model("lstm", 0.0, 0.0), &batch, 7);
         let (error, _) =
             worst_relative_error(&model("lstm", pe, po), &batch, 7, &named_grads(&undropped));
