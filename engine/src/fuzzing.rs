@@ -610,7 +610,7 @@ fn model_round_trip(input: &mut FuzzInput) {
 // Recurrent layers (the fused cell kernels) against the reference
 // ---------------------------------------------------------------------------------------------
 
-/// `|got − want| ≤ 5e-5 + 5e-4·|want|` elementwise (the tolerance of `tests/layers_rnn.rs`, for
+/// `|got − want| ≤ 5e-5 + 5e-4·|want|` elementwise (the tolerance of `tests/api/layers_rnn.rs`, for
 /// inputs, states and gradients in [−1, 1] and weights at PyTorch's initial scale).
 fn assert_close(what: &str, got: &[f32], want: &[f64]) {
     assert_eq!(got.len(), want.len(), "{what}: length");
@@ -653,7 +653,7 @@ fn flatten_states(states: &[RefState<f64>]) -> (Vec<f64>, Option<Vec<f64>>) {
 /// inputs, initial states and output gradients from the bytes in [−1, 1]. On every ISA path (and
 /// with two threads on the active one) the fused forward and backward — outputs, final states,
 /// input, state and every weight gradient — must match the f64 reference within the tolerance of
-/// `tests/layers_rnn.rs`.
+/// `tests/api/layers_rnn.rs`.
 pub fn fuzz_cells(data: &[u8]) {
     let mut input = FuzzInput::new(data);
     let kind = [

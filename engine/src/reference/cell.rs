@@ -31,7 +31,7 @@
 //!
 //! These agree with PyTorch's `_thnn_differentiable_lstm_cell_backward` /
 //! `_thnn_differentiable_gru_cell_backward` (aten/src/ATen/native/RNN.cpp) and are checked by
-//! central finite differences in `tests/gradcheck.rs`.
+//! central finite differences in `tests/api/gradcheck.rs`.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
