@@ -135,8 +135,10 @@ pub(crate) fn forward_direction(
         })
         .collect();
     // Every row of `gates` is written below (bias rows then the GEMM with β = 1, or a gathered
-    // table row), so pooled contents never leak.
+    // table row in the time loop), so pooled contents never leak.
     let mut gates = ws.take(rows_total * gh);
+    // One-hot input: the (width, G·H) table `W_ih[:, id] + bias` and the ids, gathered per step.
+    let mut one_hot: Option<(Vec<f32>, &[u32])> = None;
     match input {
         DirInput::Dense { x, width } => {
             for row in gates.chunks_exact_mut(gh) {
@@ -157,17 +159,16 @@ pub(crate) fn forward_direction(
             // A one-hot row selects one column of W_ih: gather `W_ih[:, id] + bias` from a
             // table (width, G·H) instead of multiplying by zeros. Same value as the GEMM: the
             // zeros add exactly, and `w + bias` is rounded once either way.
+            // The rows are gathered step by step inside each chunk's time loop, right before
+            // the step reads them (in parallel, and still in L1 when the step's epilogue adds
+            // them).
             let mut table = ws.take(width * gh);
             for (m, w_row) in params.weight_ih.chunks_exact(width).enumerate() {
                 for (i, &w) in w_row.iter().enumerate() {
                     table[i * gh + m] = w + bias[m];
                 }
             }
-            for (row, &id) in gates.chunks_exact_mut(gh).zip(ids) {
-                let id = id as usize;
-                row.copy_from_slice(&table[id * gh..(id + 1) * gh]);
-            }
-            ws.give(table);
+            one_hot = Some((table, ids));
         }
     }
 
@@ -184,6 +185,8 @@ pub(crate) fn forward_direction(
         hn: &'a mut [f32],
         h0: &'a [f32],
         c0: &'a [f32],
+        /// One-hot input: the chunk's ids, internal layout. (T·rows)
+        ids: &'a [u32],
     }
     let work: Vec<Work<'_>> = {
         let gates = split_chunks(&mut gates, plan, gh);
@@ -204,11 +207,18 @@ pub(crate) fn forward_direction(
                 hn,
                 h0: chunk_rows(&h0, chunk, h),
                 c0: if lstm { chunk_rows(&c0, chunk, h) } else { &[] },
+                ids: match one_hot {
+                    Some((_, ids)) => {
+                        &ids[plan.steps * chunk.start..plan.steps * (chunk.start + chunk.rows)]
+                    }
+                    None => &[],
+                },
             })
             .collect()
     };
     let inner = step_par(plan, par);
     let packed_ref = &*packed;
+    let table = one_hot.as_ref().map(|(table, _)| &table[..]);
     for_each_chunk(work, par, |w| {
         let rows = w.chunk.rows;
         // Steps past a row's length: h (and c, u_n) are 0 there, for the weight GEMMs of
@@ -225,8 +235,17 @@ pub(crate) fn forward_direction(
         }
         for t in 0..plan.steps {
             let n = w.chunk.active[t];
+            if let Some(table) = table {
+                // Every row of the step, idle ones included (the gates buffer is written whole).
+                let step_gates = &mut w.gates[t * rows * gh..(t + 1) * rows * gh];
+                let step_ids = &w.ids[t * rows..(t + 1) * rows];
+                for (row, &id) in step_gates.chunks_exact_mut(gh).zip(step_ids) {
+                    let id = id as usize;
+                    row.copy_from_slice(&table[id * gh..(id + 1) * gh]);
+                }
+            }
             if n == 0 {
-                break;
+                continue;
             }
             let (h_done, h_rest) = w.h.split_at_mut(t * rows * h);
             let h_prev = if t == 0 {
@@ -264,6 +283,9 @@ pub(crate) fn forward_direction(
             );
         }
     });
+    if let Some((table, _)) = one_hot {
+        ws.give(table);
+    }
     DirectionCache {
         gates,
         h: h_all,

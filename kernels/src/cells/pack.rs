@@ -188,15 +188,16 @@ pub(crate) fn pack_gate_panels(out: &mut Vec<f32>, w_hh: &[f32], h: usize, g: us
     let panels = h.div_ceil(w);
     out.clear();
     out.resize(panels * h * g * w, 0.0);
-    for p in 0..panels {
-        let panel = &mut out[p * h * g * w..(p + 1) * h * g * w];
-        for k in 0..h {
-            for gate in 0..g {
-                for q in 0..w {
-                    let j = p * w + q;
-                    if j < h {
-                        panel[(k * g + gate) * w + q] = w_hh[(gate * h + j) * h + k];
-                    }
+    // Source rows are read in order (row `gate·H + j` of `W_hh` becomes column `gate·w + q` of
+    // its panel): a transpose that streams `W_hh` once, writing inside one L1-sized panel.
+    for (p, panel) in out.chunks_exact_mut(h * g * w).enumerate() {
+        for gate in 0..g {
+            for q in 0..w.min(h - p * w) {
+                let j = p * w + q;
+                let row = &w_hh[(gate * h + j) * h..][..h];
+                let column = panel[gate * w + q..].iter_mut().step_by(g * w);
+                for (dst, &value) in column.zip(row) {
+                    *dst = value;
                 }
             }
         }
@@ -261,13 +262,16 @@ impl PackedMatrix {
         let panels = n.div_ceil(nb);
         self.data.clear();
         self.data.resize(panels * k * nb, 0.0);
-        for q in 0..panels {
-            let panel = &mut self.data[q * k * nb..(q + 1) * k * nb];
-            for p in 0..k {
-                for s in 0..nb {
-                    let j = q * nb + s;
-                    if j < n {
-                        panel[p * nb + s] = b[p * row_stride + j * col_stride];
+        for (q, panel) in self.data.chunks_exact_mut(k * nb).enumerate() {
+            let (j0, width) = (q * nb, nb.min(n - q * nb));
+            for (p, dst) in panel.chunks_exact_mut(nb).enumerate() {
+                if col_stride == 1 {
+                    // Row-major B (e.g. `W_hh` for the backward step): a panel row is a slice.
+                    let start = p * row_stride + j0;
+                    dst[..width].copy_from_slice(&b[start..start + width]);
+                } else {
+                    for (s, d) in dst[..width].iter_mut().enumerate() {
+                        *d = b[p * row_stride + (j0 + s) * col_stride];
                     }
                 }
             }
