@@ -144,7 +144,12 @@ fn run(args: &Args) -> Result<(), String> {
     }
     let mut loss = 0.0;
     let mut times = Vec::with_capacity(args.steps);
+    let mut cpu_before = Vec::new();
     for step in 0..=args.steps {
+        if step == 1 {
+            // Per pool thread, after the warm-up step: see `busiest_ms` below.
+            cpu_before = rayon::broadcast(|_| recur_bench::thread_cpu_seconds());
+        }
         let start = Instant::now();
         let stats = trainer
             .train_batch(&batches[step % batches.len()], 1)
@@ -154,10 +159,16 @@ fn run(args: &Args) -> Result<(), String> {
             times.push(start.elapsed().as_secs_f64() * 1e3);
         }
     }
+    // The busiest pool thread's on-CPU time per step: what a step would take with a core per
+    // thread (time spent waiting for a descheduled thread is not in it), so 2-thread runs can be
+    // compared on a loaded machine.
+    let cpu_after = rayon::broadcast(|_| recur_bench::thread_cpu_seconds());
+    let busiest_ms =
+        recur_bench::busiest_thread(&cpu_before, &cpu_after) * 1e3 / args.steps.max(1) as f64;
     times.sort_by(f64::total_cmp);
     let median = times.get(times.len() / 2).copied().unwrap_or(0.0);
     println!(
-        "{{\"op\":\"lm_train\",\"cell\":\"{}\",\"vocab\":{},\"hidden\":{},\"seq\":{},\"batch\":{},\"threads\":{},\"steps\":{},\"ms_median\":{median:.3},\"final_loss\":{loss:.6}}}",
+        "{{\"op\":\"lm_train\",\"cell\":\"{}\",\"vocab\":{},\"hidden\":{},\"seq\":{},\"batch\":{},\"threads\":{},\"steps\":{},\"ms_median\":{median:.3},\"busiest_ms\":{busiest_ms:.3},\"final_loss\":{loss:.6}}}",
         args.cell, args.vocab, args.hidden, args.seq, args.batch, args.threads, args.steps
     );
     Ok(())

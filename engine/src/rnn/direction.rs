@@ -336,12 +336,34 @@ pub(crate) fn backward_direction(
         Vec::new()
     };
 
+    // Each chunk's task also forms its own share of dW_hh, the bias gradients and (one-hot) the
+    // used columns of dW_ih right after its time loop, while its δ rows are still in cache, into a
+    // per-chunk partial: [dW_hh rows (h_rows, H) | d_bias_hh (G·H) | d_bias_ih (G·H) | one-hot
+    // table (width, G·H)]. The partials are added in chunk order after the loop — a fixed order
+    // (chunks depend on B only), so results do not depend on the thread count.
+    // The reset-before GRU's W_hn rows read r⊙h_{t-1} (kept in `hn`): dW_hn is one GEMM below.
+    let h_rows = if reset_before { 2 * h } else { gh };
+    let input_width = input.width();
+    let one_hot_ids = match input {
+        DirInput::OneHot { ids, .. } => Some(ids),
+        DirInput::Dense { .. } => None,
+    };
+    let table_len = if one_hot_ids.is_some() {
+        input_width * gh
+    } else {
+        0
+    };
+    let part_len = h_rows * h + 2 * gh + table_len;
+    let mut partials = ws.take(plan.chunks.len() * part_len);
+
     struct Work<'a> {
         chunk: &'a Chunk,
         gates: &'a mut [f32],
         hn: &'a mut [f32],
         dh: &'a mut [f32],
         dc: &'a mut [f32],
+        /// This chunk's partial gradients (layout above). (part_len)
+        partial: &'a mut [f32],
     }
     {
         let packed = &*cache.packed;
@@ -351,7 +373,8 @@ pub(crate) fn backward_direction(
         let mut work = Vec::with_capacity(plan.chunks.len());
         let gates = split_chunks(&mut cache.gates, plan, gh);
         let hns = split_chunks(&mut cache.hn, plan, if keeps_hn { h } else { 0 });
-        for ((chunk, gates), hn) in plan.chunks.iter().zip(gates).zip(hns) {
+        let parts = partials.chunks_exact_mut(part_len);
+        for (((chunk, gates), hn), partial) in plan.chunks.iter().zip(gates).zip(hns).zip(parts) {
             let (dh_c, rest) = std::mem::take(&mut dh_rest).split_at_mut(chunk.rows * h);
             dh_rest = rest;
             let dc_width = if lstm { h } else { 0 };
@@ -363,6 +386,7 @@ pub(crate) fn backward_direction(
                 hn,
                 dh: dh_c,
                 dc: dc_c,
+                partial,
             });
         }
         let inner = step_par(plan, par);
@@ -436,15 +460,59 @@ pub(crate) fn backward_direction(
                     inner,
                 );
             }
+            // The chunk's partial gradients (see above), on this thread.
+            let (dw_hh, rest) = w.partial.split_at_mut(h_rows * h);
+            rest.fill(0.0);
+            let (d_bias_hh, rest) = rest.split_at_mut(gh);
+            let (d_bias_ih, d_table) = rest.split_at_mut(gh);
+            // dW_hh = Σ_t δ_u,tᵀ·h_{t-1} (h_{-1} = h0); β = 0 first: the partial is not read.
+            let first = View::strided(&w.gates[..rows * gh], rows, h_rows, gh);
+            let h0_view = View::row_major(h0, rows, h);
+            gemm(isa, Par::Seq, 1.0, first.t(), h0_view, 0.0, dw_hh, h);
+            if steps > 1 {
+                let later = (steps - 1) * rows;
+                let delta =
+                    View::strided(&w.gates[rows * gh..steps * rows * gh], later, h_rows, gh);
+                let h_prev = View::row_major(&h_chunk[..later * h], later, h);
+                gemm(isa, Par::Seq, 1.0, delta.t(), h_prev, 1.0, dw_hh, h);
+            }
+            // Bias gradients (column sums) and a one-hot input's dW_ih columns, in row order.
+            // δ_x (the input-side pre-activation gradient) is δ_u except GRU's n block (in `hn`).
+            let ids = one_hot_ids.map(|ids| &ids[base..base + steps * rows]);
+            let rz = if gru { 2 * h } else { gh };
+            for (r, row) in w.gates.chunks_exact(gh).enumerate() {
+                add_into(d_bias_hh, row);
+                add_into(&mut d_bias_ih[..rz], &row[..rz]);
+                let hn_row = if gru {
+                    &w.hn[r * h..(r + 1) * h]
+                } else {
+                    &[][..]
+                };
+                add_into(&mut d_bias_ih[rz..], hn_row);
+                if let Some(ids) = ids {
+                    let dst = &mut d_table[ids[r] as usize * gh..][..gh];
+                    add_into(&mut dst[..rz], &row[..rz]);
+                    add_into(&mut dst[rz..], hn_row);
+                }
+            }
         });
     }
-
     ws.give(zeros);
+    // The chunks' partials, in chunk order.
+    let mut d_table = ws.take_zeroed(table_len);
+    for partial in partials.chunks_exact(part_len) {
+        let (dw_hh, rest) = partial.split_at(h_rows * h);
+        let (d_bias_hh, rest) = rest.split_at(gh);
+        let (d_bias_ih, table) = rest.split_at(gh);
+        add_into(&mut grads.weight_hh[..h_rows * h], dw_hh);
+        add_into(&mut grads.bias_hh, d_bias_hh);
+        add_into(&mut grads.bias_ih, d_bias_ih);
+        add_into(&mut d_table, table);
+    }
+    ws.give(partials);
 
-    // Weight and input gradients: single GEMMs over all T·B rows, after the loop.
-    // δ_x (the input-side pre-activation gradient) is δ_u except GRU's n block (kept in `hn`).
+    // Input gradients: single GEMMs over all T·B rows, after the loop.
     let gates = &cache.gates;
-    let input_width = input.width();
     let dx = match input {
         DirInput::Dense { x, width } => {
             // β = 0 in the first GEMM into dx: pooled contents are never read.
@@ -454,62 +522,21 @@ pub(crate) fn backward_direction(
             );
             dx
         }
-        DirInput::OneHot { ids, width } => {
-            // dW_ih[:, id] += δ_x row, accumulated in row order into a (width, G·H) scratch
-            // (a fixed order, so deterministic); no dx for a one-hot input.
-            let mut d_table = ws.take_zeroed(width * gh);
-            for (r, &id) in ids.iter().enumerate() {
-                let at = id as usize * gh;
-                let dst = &mut d_table[at..at + gh];
-                let (rz, n) = if gru { (2 * h, h) } else { (gh, 0) };
-                let src = &gates[r * gh..r * gh + rz];
-                dst[..rz].iter_mut().zip(src).for_each(|(d, v)| *d += v);
-                if n > 0 {
-                    let src = &cache.hn[r * h..(r + 1) * h];
-                    dst[rz..].iter_mut().zip(src).for_each(|(d, v)| *d += v);
-                }
-            }
+        DirInput::OneHot { width, .. } => {
+            // dW_ih[:, id] += the summed δ_x rows of id (the chunks' tables, added above); no
+            // dx for a one-hot input.
             for (m, d_row) in grads.weight_ih.chunks_exact_mut(width).enumerate() {
                 for (i, d) in d_row.iter_mut().enumerate() {
                     *d += d_table[i * gh + m];
                 }
             }
-            ws.give(d_table);
             Vec::new()
         }
     };
+    ws.give(d_table);
     debug_assert!(dx.is_empty() || dx.len() == rows_total * input_width);
-    // dW_hh = Σ_t δ_u,tᵀ·h_{t-1}, per chunk (h_{-1} = h0 for its first step), chunks in order;
-    // for the reset-before GRU only its r, z rows (its n rows: dW_hn = Σ δ_nᵀ·(r⊙h_{t-1})).
-    let h_rows = if reset_before { 2 * h } else { gh };
-    for chunk in &plan.chunks {
-        let base = steps * chunk.start;
-        let rows = chunk.rows;
-        let first = View::strided(&gates[base * gh..(base + rows) * gh], rows, h_rows, gh);
-        let h0 = View::row_major(chunk_rows(&cache.h0, chunk, h), rows, h);
-        gemm(isa, par, 1.0, first.t(), h0, 1.0, &mut grads.weight_hh, h);
-        if steps > 1 {
-            let later = (steps - 1) * rows;
-            let delta = View::strided(
-                &gates[(base + rows) * gh..(base + rows + later) * gh],
-                later,
-                h_rows,
-                gh,
-            );
-            let h_prev = View::row_major(&cache.h[base * h..(base + later) * h], later, h);
-            gemm(
-                isa,
-                par,
-                1.0,
-                delta.t(),
-                h_prev,
-                1.0,
-                &mut grads.weight_hh,
-                h,
-            );
-        }
-    }
     if reset_before {
+        // dW_hn = Σ δ_nᵀ·(r⊙h_{t-1}).
         let delta_n = View::strided(&gates[2 * h..], rows_total, h, gh);
         let s = View::row_major(&cache.hn, rows_total, h);
         gemm(
@@ -523,28 +550,17 @@ pub(crate) fn backward_direction(
             h,
         );
     }
-    // Bias gradients: column sums in row order (fixed, so deterministic).
-    for row in gates.chunks_exact(gh) {
-        for (d, v) in grads.bias_hh.iter_mut().zip(row) {
-            *d += v;
-        }
-        let input_side = if gru { &row[..2 * h] } else { row };
-        for (d, v) in grads.bias_ih.iter_mut().zip(input_side) {
-            *d += v;
-        }
-    }
-    if gru {
-        for row in cache.hn.chunks_exact(h) {
-            for (d, v) in grads.bias_ih[2 * h..].iter_mut().zip(row) {
-                *d += v;
-            }
-        }
-    }
     DirectionInputGrads {
         dx,
         dh0: dh,
         dc0: dc,
     }
+}
+
+/// `acc[i] += values[i]` (equal lengths).
+fn add_into(acc: &mut [f32], values: &[f32]) {
+    debug_assert_eq!(acc.len(), values.len());
+    acc.iter_mut().zip(values).for_each(|(a, v)| *a += v);
 }
 
 /// `dW_ih += δ_xᵀ·X` and `dX = δ_x·W_ih` for a dense input `x` (rows, width); `dx` is written
