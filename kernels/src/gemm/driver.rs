@@ -8,8 +8,9 @@
 //! LOOP 1 (IR)  for ir in 0..MC step MR     micro-kernel, MR × NR tile  → registers }
 //! ```
 //!
-//! Threads split LOOP 3 and LOOP 2 together: fixed units of (one IC block × 16 JR panels); the k
-//! reduction (LOOP 4) is never split, and the units do not depend on the thread count. Every
+//! Threads split LOOP 3 and LOOP 2 together: units of (one IC block × up to 16 JR panels, fewer
+//! for a block with few IC blocks); the k reduction (LOOP 4) is never split, and the units depend
+//! on the shape, not on the thread count. Every
 //! element of C is computed by the same sequence of FMAs for any [`Par`], so results are
 //! bit-identical across thread counts.
 
@@ -21,9 +22,26 @@ use super::pack::AlignedBuf;
 use super::{MatMut, MatRef, PackedB};
 use crate::Par;
 
-/// B micro-panels per work unit when threads split LOOP 2 (JR): 16·NR columns (256 on AVX2).
-/// Fixed, not derived from the thread count; small enough that even m ≤ MC gives several units.
+/// B micro-panels per work unit when threads split LOOP 2 (JR): at most 16·NR columns (256 on
+/// AVX2), fewer when the block would otherwise give under [`MIN_UNITS`] units.
 const JR_PANELS_PER_CHUNK: usize = 16;
+
+/// Work units a threaded (JC, PC) step aims for at least: a product with one IC block and a
+/// narrow B (the decoder's `dx = dy·W`: m = 32, n = 150, k = 8,639) would otherwise be one unit,
+/// run by one thread while the others wait.
+const MIN_UNITS: usize = 16;
+
+/// B micro-panels per work unit for a block of `ic_blocks` IC blocks and `panels` B panels.
+/// Depends on the shape only, never on the thread count; and no element of C depends on the
+/// split anyway (each tile is computed by the same FMAs whichever unit runs it).
+fn jr_panels_per_chunk(ic_blocks: usize, panels: usize) -> usize {
+    if ic_blocks >= MIN_UNITS {
+        return JR_PANELS_PER_CHUNK;
+    }
+    panels
+        .div_ceil(MIN_UNITS.div_ceil(ic_blocks))
+        .clamp(1, JR_PANELS_PER_CHUNK)
+}
 
 /// The B operand: a strided view packed block by block, or panels packed once ahead of time.
 #[derive(Clone, Copy, Debug)]
@@ -202,7 +220,8 @@ pub(crate) fn gemm(
                     // units, IC-major, so tasks running at the same time mostly share one A block
                     // and the units balance for any thread count.
                     let a_block_len = kernel.mc * kc;
-                    let chunk_cols = JR_PANELS_PER_CHUNK * nr;
+                    let chunk_panels = jr_panels_per_chunk(ic_blocks, nc.div_ceil(nr));
+                    let chunk_cols = chunk_panels * nr;
                     let b_chunks = b_to_pack.map_or(0, |_| nc.div_ceil(chunk_cols));
                     with_scratch(&A_SCRATCH, ic_blocks * a_block_len, |a_packed| {
                         let a_packed = SendPtr(a_packed.as_mut_ptr());
@@ -210,7 +229,9 @@ pub(crate) fn gemm(
                             if let Some(b_view) = b_to_pack.filter(|_| item < b_chunks) {
                                 // SAFETY: `b_block` is the B scratch (packing target) here, and
                                 // chunk `item` covers its own panels.
-                                unsafe { pack_b_chunk(kernel, b_view, item, b_block.get()) };
+                                unsafe {
+                                    pack_b_chunk(kernel, b_view, item, chunk_panels, b_block.get())
+                                };
                                 return;
                             }
                             let block = item - b_chunks;
@@ -250,17 +271,23 @@ pub(crate) fn gemm(
     });
 }
 
-/// Packs chunk `chunk` (`JR_PANELS_PER_CHUNK` panels) of the `kc × nc` B block `b` into its place
-/// in the block's panel buffer at `dst` (panels of stride `kc·NR`).
+/// Packs chunk `chunk` (`chunk_panels` panels) of the `kc × nc` B block `b` into its place in the
+/// block's panel buffer at `dst` (panels of stride `kc·NR`).
 ///
 /// # Safety
 /// `dst` holds `ceil(nc/NR)·kc·NR` writable floats, and no other thread writes this chunk's panels
-/// (`chunk < ceil(nc / (JR_PANELS_PER_CHUNK·NR))`) meanwhile.
-unsafe fn pack_b_chunk(kernel: &Kernel, b: MatRef, chunk: usize, dst: *mut f32) {
+/// (`chunk < ceil(nc / (chunk_panels·NR))`) meanwhile.
+unsafe fn pack_b_chunk(
+    kernel: &Kernel,
+    b: MatRef,
+    chunk: usize,
+    chunk_panels: usize,
+    dst: *mut f32,
+) {
     let (kc, nc) = (b.rows(), b.cols());
     let nr = kernel.nr;
     let panel_len = kc * nr;
-    let chunk_cols = JR_PANELS_PER_CHUNK * nr;
+    let chunk_cols = chunk_panels * nr;
     let col0 = chunk * chunk_cols;
     let cols = chunk_cols.min(nc - col0);
     let start = (col0 / nr) * panel_len;
@@ -268,4 +295,20 @@ unsafe fn pack_b_chunk(kernel: &Kernel, b: MatRef, chunk: usize, dst: *mut f32) 
     let part =
         unsafe { std::slice::from_raw_parts_mut(dst.add(start), cols.div_ceil(nr) * panel_len) };
     (kernel.pack_b)(b.submatrix(0, col0, kc, cols), part, panel_len);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The decoder's `dx = dy·W` (one IC block, 10 panels) is split into one-panel units, not
+    /// run as one; blocks with many IC blocks keep full chunks.
+    #[test]
+    fn narrow_blocks_are_split_into_several_units() {
+        assert_eq!(jr_panels_per_chunk(1, 10), 1);
+        assert_eq!(jr_panels_per_chunk(1, 128), 8);
+        assert_eq!(jr_panels_per_chunk(4, 128), 16);
+        assert_eq!(jr_panels_per_chunk(3, 40), 7);
+        assert_eq!(jr_panels_per_chunk(90, 10), JR_PANELS_PER_CHUNK);
+    }
 }
