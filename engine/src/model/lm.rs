@@ -183,6 +183,13 @@ impl LmGrads {
     /// Whether every gradient is finite, reading only the embedding rows
     /// [`LanguageModel::train_step`] wrote (the others are zero; see [`LmGrads::zero_written`]).
     pub fn written_all_finite(&self) -> bool {
+        self.written_all_finite_par(Par::Seq)
+    }
+
+    /// [`LmGrads::written_all_finite`], scanning the decoder's weight gradient (the largest
+    /// one, V·H floats) in chunks on the rayon pool under [`Par::Rayon`]. Same answer for any
+    /// `par`.
+    pub fn written_all_finite_par(&self, par: Par) -> bool {
         let embedding = match &self.d_embedding {
             Some(d) => self.embedding_rows.iter().all(|&id| {
                 let at = id as usize * self.embedding_dim;
@@ -190,9 +197,16 @@ impl LmGrads {
             }),
             None => true,
         };
+        let decoder_weight = match par {
+            Par::Seq => all_finite(&self.decoder.d_weight),
+            Par::Rayon(_) => {
+                use rayon::prelude::*;
+                self.decoder.d_weight.par_chunks(64 * 1024).all(all_finite)
+            }
+        };
         embedding
             && self.rnn.named("").iter().all(|(_, g)| all_finite(g))
-            && all_finite(&self.decoder.d_weight)
+            && decoder_weight
             && all_finite(&self.decoder.d_bias)
     }
 }

@@ -544,6 +544,12 @@ mod tests {
         );
         assert_eq!(flat(&reset), flat(&zeroed));
         let written = b.inputs[b.inputs.len() - 1] as usize;
+        assert!(grads.written_all_finite_par(Par::Rayon(2)));
+        let last = grads.decoder.d_weight.len() - 1;
+        grads.decoder.d_weight[last] = f32::NAN;
+        assert!(!grads.written_all_finite());
+        assert!(!grads.written_all_finite_par(Par::Rayon(2)));
+        grads.decoder.d_weight[last] = 0.0;
         grads.d_embedding.as_mut().unwrap()[written * 4 + 1] = f32::INFINITY;
         assert!(!grads.written_all_finite());
     }

@@ -493,7 +493,7 @@ impl Trainer {
             .options
             .clip
             .is_empty()
-            .then(|| self.grads.written_all_finite());
+            .then(|| self.grads.written_all_finite_par(self.model.par));
         let par = self.model.par;
         let mut pairs = self.model.params_and_grads(&mut self.grads);
         let mut grads: Vec<&mut [f32]> = pairs.iter_mut().map(|(_, g)| &mut **g).collect();
