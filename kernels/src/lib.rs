@@ -7,6 +7,7 @@
 //! - [`mmap`]: the safe read-only file map the engine uses for corpora and token caches.
 //! - [`fuzzing`]: the fuzz targets' bodies (differential checks against the references).
 //! - [`conv`]: 1-D convolution over time (im2col + SGEMM), ReLU and max pooling, for CRNNs.
+//! - [`optim`]: the element-wise Adam and RMSprop updates, bit-identical to its scalar loop on every ISA.
 //! - [`softmax`]: fused, numerically stable softmax + cross-entropy (loss and d(logits) in one pass).
 //!
 //! Every kernel has a plain reference implementation beside it (always compiled, public) that
@@ -19,6 +20,7 @@ pub mod fuzzing;
 pub mod gemm;
 pub mod isa;
 pub mod mmap;
+pub mod optim;
 pub mod par;
 pub mod simd;
 pub mod softmax;

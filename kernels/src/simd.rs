@@ -39,6 +39,8 @@ pub unsafe trait Simd: Copy + 'static {
     unsafe fn sub(a: Self::V, b: Self::V) -> Self::V;
     unsafe fn mul(a: Self::V, b: Self::V) -> Self::V;
     unsafe fn div(a: Self::V, b: Self::V) -> Self::V;
+    /// Lane-wise `√a`, correctly rounded (IEEE), so every ISA gives the bits of `f32::sqrt`.
+    unsafe fn sqrt(a: Self::V) -> Self::V;
     /// Lane-wise maximum; if either lane is NaN the result lane is `b`'s (x86 `max` semantics).
     unsafe fn max(a: Self::V, b: Self::V) -> Self::V;
     /// Lane-wise minimum; if either lane is NaN the result lane is `b`'s (x86 `min` semantics).
@@ -125,6 +127,10 @@ unsafe impl Simd for Portable {
     #[inline(always)]
     unsafe fn div(a: [f32; 8], b: [f32; 8]) -> [f32; 8] {
         std::array::from_fn(|i| a[i] / b[i])
+    }
+    #[inline(always)]
+    unsafe fn sqrt(a: [f32; 8]) -> [f32; 8] {
+        a.map(f32::sqrt)
     }
     #[inline(always)]
     unsafe fn max(a: [f32; 8], b: [f32; 8]) -> [f32; 8] {
@@ -262,6 +268,11 @@ mod x86 {
             unsafe { _mm256_div_ps(a, b) }
         }
         #[inline(always)]
+        unsafe fn sqrt(a: __m256) -> __m256 {
+            // SAFETY: AVX is available (caller).
+            unsafe { _mm256_sqrt_ps(a) }
+        }
+        #[inline(always)]
         unsafe fn max(a: __m256, b: __m256) -> __m256 {
             // SAFETY: AVX is available (caller).
             unsafe { _mm256_max_ps(a, b) }
@@ -394,6 +405,11 @@ mod x86 {
         unsafe fn div(a: __m512, b: __m512) -> __m512 {
             // SAFETY: AVX-512F is available (caller).
             unsafe { _mm512_div_ps(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn sqrt(a: __m512) -> __m512 {
+            // SAFETY: AVX-512F is available (caller).
+            unsafe { _mm512_sqrt_ps(a) }
         }
         #[inline(always)]
         unsafe fn max(a: __m512, b: __m512) -> __m512 {

@@ -15,6 +15,8 @@
 //! The Keras form equals the PyTorch one with `ε = ε̂/√(1 − β₂ᵗ)`: at `t = 1` with β₂ = 0.999
 //! that is ≈ 31.6·ε̂, tending to ε̂ as `t` grows.
 
+use recur_kernels::optim;
+
 use super::{Convention, Decay, Slices};
 
 /// Adam's per-step scalars.
@@ -59,28 +61,37 @@ impl Adam {
     }
 }
 
-/// Adam over one chunk of one parameter tensor (`mean` = m, `mean_square` = v).
+/// Adam over one chunk of one parameter tensor (`mean` = m, `mean_square` = v), in the
+/// vectorised kernel [`recur_kernels::optim::adam_update`]: per element `g ← g + l2·θ`,
+/// `θ ← shrink·θ`, then
+/// - PyTorch: `m ← β₁·m + (1 − β₁)·g`, `v ← β₂·v + (1 − β₂)·g·g`,
+///   `θ ← θ − step_size·m / (√v/correction2_sqrt + ε)`;
+/// - Keras: `m ← m + (g − m)·(1 − β₁)`, `v ← v + (g·g − v)·(1 − β₂)`,
+///   `θ ← θ − m·step_size / (√v + ε)`,
+///
+/// in that operation order with separate multiplies and adds, so the bits are the plain scalar
+/// loop's on every ISA path.
 pub(crate) fn adam_update(p: Adam, decay: Decay, s: Slices<'_>) {
-    let (beta1, beta2, epsilon) = (p.beta1, p.beta2, p.epsilon);
-    let moments = s.mean.iter_mut().zip(s.mean_square.iter_mut());
-    let all = s.value.iter_mut().zip(s.grad).zip(moments);
-    match p.convention {
-        Convention::PyTorch => {
-            for ((theta, &g), (m, v)) in all {
-                let g = decay.apply(theta, g);
-                *m = beta1 * *m + (1.0 - beta1) * g;
-                *v = beta2 * *v + (1.0 - beta2) * g * g;
-                let denominator = v.sqrt() / p.correction2_sqrt + epsilon;
-                *theta -= p.step_size * *m / denominator;
-            }
-        }
-        Convention::Keras => {
-            for ((theta, &g), (m, v)) in all {
-                let g = decay.apply(theta, g);
-                *m += (g - *m) * (1.0 - beta1);
-                *v += (g * g - *v) * (1.0 - beta2);
-                *theta -= *m * p.step_size / (v.sqrt() + epsilon);
-            }
-        }
-    }
+    let step = optim::AdamStep {
+        form: match p.convention {
+            Convention::PyTorch => optim::AdamForm::PyTorch,
+            Convention::Keras => optim::AdamForm::Keras,
+        },
+        beta1: p.beta1,
+        beta2: p.beta2,
+        epsilon: p.epsilon,
+        step_size: p.step_size,
+        correction2_sqrt: p.correction2_sqrt,
+    };
+    let decay = optim::Decay {
+        l2: decay.l2,
+        shrink: decay.shrink,
+    };
+    let buffers = optim::AdamBuffers {
+        value: s.value,
+        grad: s.grad,
+        mean: s.mean,
+        mean_square: s.mean_square,
+    };
+    optim::adam_update(&step, decay, buffers);
 }
