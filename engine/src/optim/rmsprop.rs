@@ -18,6 +18,8 @@
 //! of size |g|, Keras divides by `√(0.1·g² + 1e-7)`, which floors the denominator at ≈ 3.2e-4,
 //! while PyTorch's floor is 1e-8.
 
+use recur_kernels::optim;
+
 use super::{Convention, Decay, Slices};
 
 /// RMSprop hyper-parameters resolved for one step.
@@ -33,73 +35,34 @@ pub(crate) struct RmsProp {
 }
 
 /// RMSprop over one chunk of one parameter tensor (`mean` is used only when centred,
-/// `momentum` only with momentum; both empty otherwise).
+/// `momentum` only with momentum; both empty otherwise), in the vectorised kernel
+/// [`recur_kernels::optim::rmsprop_update`]: per element `g ← g + l2·θ`, `θ ← shrink·θ`,
+/// `v ← ρ·v + (1 − ρ)·g·g`, when centred `ḡ ← ρ·ḡ + (1 − ρ)·g` and `v' = v − ḡ·ḡ` (else
+/// `v' = v`), then
+/// - PyTorch: `x = g/(√v' + ε)`, with momentum `b ← μ·b + x`, `x = b`; `θ ← θ − lr·x`;
+/// - Keras: `x = lr·g/√(v' + ε)`, with momentum `b ← μ·b + x`, `x = b`; `θ ← θ − x`,
+///
+/// in that operation order with separate multiplies and adds, so the bits are the plain scalar
+/// loop's on every ISA path.
 pub(crate) fn rmsprop_update(p: RmsProp, decay: Decay, s: Slices<'_>) {
-    match p.convention {
-        Convention::PyTorch => rmsprop_loops::<false>(p, decay, s),
-        Convention::Keras => rmsprop_loops::<true>(p, decay, s),
-    }
-}
-
-/// The step before momentum: PyTorch `g/(√v' + ε)` (the rate is applied later), Keras
-/// `lr·g/√(v' + ε)`.
-#[inline(always)]
-fn scaled<const KERAS: bool>(p: &RmsProp, g: f32, v_centered: f32) -> f32 {
-    if KERAS {
-        p.lr * g / (v_centered + p.epsilon).sqrt()
-    } else {
-        g / (v_centered.sqrt() + p.epsilon)
-    }
-}
-
-/// `θ ← θ − lr·x` (PyTorch) or `θ ← θ − x` (Keras, whose `x` already carries the rate).
-#[inline(always)]
-fn descend<const KERAS: bool>(p: &RmsProp, theta: &mut f32, x: f32) {
-    if KERAS {
-        *theta -= x;
-    } else {
-        *theta -= p.lr * x;
-    }
-}
-
-/// One simple loop per variant, each branch-free inside so that it vectorises.
-fn rmsprop_loops<const KERAS: bool>(p: RmsProp, decay: Decay, s: Slices<'_>) {
-    let (rho, mu) = (p.rho, p.momentum);
-    let main = s.value.iter_mut().zip(s.grad).zip(s.mean_square.iter_mut());
-    match (p.centered, mu > 0.0) {
-        (false, false) => {
-            for ((theta, &g), v) in main {
-                let g = decay.apply(theta, g);
-                *v = rho * *v + (1.0 - rho) * g * g;
-                descend::<KERAS>(&p, theta, scaled::<KERAS>(&p, g, *v));
-            }
-        }
-        (true, false) => {
-            for (((theta, &g), v), mean) in main.zip(s.mean.iter_mut()) {
-                let g = decay.apply(theta, g);
-                *v = rho * *v + (1.0 - rho) * g * g;
-                *mean = rho * *mean + (1.0 - rho) * g;
-                let x = scaled::<KERAS>(&p, g, *v - *mean * *mean);
-                descend::<KERAS>(&p, theta, x);
-            }
-        }
-        (false, true) => {
-            for (((theta, &g), v), b) in main.zip(s.momentum.iter_mut()) {
-                let g = decay.apply(theta, g);
-                *v = rho * *v + (1.0 - rho) * g * g;
-                *b = mu * *b + scaled::<KERAS>(&p, g, *v);
-                descend::<KERAS>(&p, theta, *b);
-            }
-        }
-        (true, true) => {
-            let extra = s.mean.iter_mut().zip(s.momentum.iter_mut());
-            for (((theta, &g), v), (mean, b)) in main.zip(extra) {
-                let g = decay.apply(theta, g);
-                *v = rho * *v + (1.0 - rho) * g * g;
-                *mean = rho * *mean + (1.0 - rho) * g;
-                *b = mu * *b + scaled::<KERAS>(&p, g, *v - *mean * *mean);
-                descend::<KERAS>(&p, theta, *b);
-            }
-        }
-    }
+    let step = optim::RmsPropStep {
+        keras: p.convention == Convention::Keras,
+        rho: p.rho,
+        epsilon: p.epsilon,
+        momentum: p.momentum,
+        centered: p.centered,
+        lr: p.lr,
+    };
+    let decay = optim::Decay {
+        l2: decay.l2,
+        shrink: decay.shrink,
+    };
+    let buffers = optim::RmsPropBuffers {
+        value: s.value,
+        grad: s.grad,
+        mean_square: s.mean_square,
+        mean: s.mean,
+        momentum: s.momentum,
+    };
+    optim::rmsprop_update(&step, decay, buffers);
 }
