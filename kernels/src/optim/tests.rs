@@ -27,6 +27,23 @@ impl Rng {
     }
 }
 
+/// No decay, L2 (PyTorch `weight_decay`), decoupled (AdamW / Keras `weight_decay`).
+const DECAYS: [Decay; 3] = [
+    Decay::NONE,
+    Decay {
+        l2: 0.01,
+        shrink: 1.0,
+    },
+    Decay {
+        l2: 0.0,
+        shrink: 1.0 - 1e-3 * 0.004,
+    },
+];
+
+/// Empty, shorter than a vector, around one and two AVX2 vectors, odd, and long.
+const LENGTHS: [usize; 10] = [0, 1, 7, 8, 9, 15, 16, 17, 31, 1000];
+
+#[derive(Clone)]
 struct State {
     value: Vec<f32>,
     grad: Vec<f32>,
@@ -90,17 +107,6 @@ fn steps() -> Vec<AdamStep> {
 
 #[test]
 fn adam_matches_the_scalar_loop_bit_for_bit_on_every_isa() {
-    let decays = [
-        Decay::NONE,
-        Decay {
-            l2: 0.01,
-            shrink: 1.0,
-        },
-        Decay {
-            l2: 0.0,
-            shrink: 1.0 - 1e-3 * 0.004,
-        },
-    ];
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut checked = 0;
     for isa in Isa::ALL {
@@ -108,16 +114,11 @@ fn adam_matches_the_scalar_loop_bit_for_bit_on_every_isa() {
             eprintln!("skipping adam_update on {isa}: this CPU lacks it");
             continue;
         }
-        for n in [0, 1, 7, 8, 9, 15, 16, 17, 31, 1000] {
+        for n in LENGTHS {
             for p in steps() {
-                for decay in decays {
+                for decay in DECAYS {
                     let mut fast = State::random(&mut rng, n);
-                    let mut slow = State {
-                        value: fast.value.clone(),
-                        grad: fast.grad.clone(),
-                        mean: fast.mean.clone(),
-                        mean_square: fast.mean_square.clone(),
-                    };
+                    let mut slow = fast.clone();
                     // three steps, so the moments the later steps read are the kernel's own
                     for _ in 0..3 {
                         adam_update_with_isa(isa, &p, decay, fast.buffers());
@@ -176,17 +177,6 @@ fn adam_refuses_buffers_of_different_lengths() {
 
 #[test]
 fn rmsprop_matches_the_scalar_loop_bit_for_bit_on_every_isa() {
-    let decays = [
-        Decay::NONE,
-        Decay {
-            l2: 0.01,
-            shrink: 1.0,
-        },
-        Decay {
-            l2: 0.0,
-            shrink: 1.0 - 1e-3 * 0.004,
-        },
-    ];
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let mut checked = 0;
     for isa in Isa::ALL {
@@ -194,7 +184,7 @@ fn rmsprop_matches_the_scalar_loop_bit_for_bit_on_every_isa() {
             eprintln!("skipping rmsprop_update on {isa}: this CPU lacks it");
             continue;
         }
-        for n in [0, 1, 7, 8, 9, 15, 16, 17, 31, 1000] {
+        for n in LENGTHS {
             for keras in [false, true] {
                 for (centered, momentum) in [(false, 0.0), (true, 0.0), (false, 0.9), (true, 0.5)] {
                     let p = RmsPropStep {
@@ -205,7 +195,7 @@ fn rmsprop_matches_the_scalar_loop_bit_for_bit_on_every_isa() {
                         centered,
                         lr: 1e-3,
                     };
-                    for decay in decays {
+                    for decay in DECAYS {
                         let start = State::random(&mut rng, n);
                         // mean and momentum start small; v ≥ ḡ² keeps the centred root real
                         let mean: Vec<f32> = start.mean.iter().map(|m| 0.01 * m).collect();
