@@ -534,6 +534,9 @@ impl LanguageModel {
             let write = grads.take_decoder_write();
             self.head_backward(rows, &mut grads.decoder, write, ws);
             multiply(&mut ws.d_head_in, &ws.output_mask);
+            // The initial state is not trained and no gradient flows back past this batch, so
+            // its gradient (`back.d_state`) is never read here: skip computing it.
+            let cache = cache.without_initial_state_grad();
             let mut back = match batch.targets_kind {
                 Targets::LastStep => {
                     let d_final = ws.d_final.get_or_insert_with(|| self.zero_state(b));

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 use recur_kernels::cells::{
-    BackwardStep, ForwardStep, PackedRecurrent, backward_step, forward_step,
+    BackwardStep, ForwardStep, PackedRecurrent, StepExtras, accumulate_rows, backward_step_with,
+    forward_step_with,
 };
 use recur_kernels::{CellKind, Isa, Par};
 
@@ -49,6 +50,9 @@ pub(crate) struct DirectionCache {
     pub h0: Vec<f32>,
     /// LSTM initial cell state, sorted rows, else empty. (B, H)
     pub c0: Vec<f32>,
+    /// `h0` (and `c0`) are all zeros (no initial state was given): the first step's recurrent
+    /// products are skipped, forward (`W_hh·h0`) and backward (`δ_0ᵀ·h0` of `dW_hh`).
+    pub h0_zero: bool,
     /// `W_hh` packed (shared with the network's pack cache).
     pub packed: Arc<PackedRecurrent>,
 }
@@ -99,8 +103,8 @@ fn chunk_rows<'a>(buf: &'a [f32], chunk: &Chunk, width: usize) -> &'a [f32] {
 }
 
 /// Forward of one direction: `input` (T·B rows) internal layout (already reversed for the reverse
-/// direction), initial state `h0`/`c0` (B, H) sorted rows, `W_hh` packed as `packed`. Buffers
-/// come from `ws`.
+/// direction), initial state `h0`/`c0` (B, H) sorted rows (`h0_zero`: both are all zeros),
+/// `W_hh` packed as `packed`. Buffers come from `ws`.
 pub(crate) fn forward_direction(
     cell: CellKind,
     hidden: usize,
@@ -109,6 +113,7 @@ pub(crate) fn forward_direction(
     plan: &Plan,
     h0: Vec<f32>,
     c0: Vec<f32>,
+    h0_zero: bool,
     packed: Arc<PackedRecurrent>,
     ws: &Workspace,
     isa: Isa,
@@ -134,10 +139,12 @@ pub(crate) fn forward_direction(
                 }
         })
         .collect();
-    // Every row of `gates` is written below (bias rows then the GEMM with β = 1, or a gathered
-    // table row in the time loop), so pooled contents never leak.
+    // Dense input: every row of `gates` is written here (bias rows then the GEMM with β = 1).
+    // One-hot input: the steps read the projection from the table and write the activated gates
+    // of active rows only (a SimpleRNN none); backward writes δ over every row of `gates` (zeros
+    // at idle rows) before it reads any, so pooled contents never leak either way.
     let mut gates = ws.take(rows_total * gh);
-    // One-hot input: the (width, G·H) table `W_ih[:, id] + bias` and the ids, gathered per step.
+    // One-hot input: the (width, G·H) table `W_ih[:, id] + bias` and the ids.
     let mut one_hot: Option<(Vec<f32>, &[u32])> = None;
     match input {
         DirInput::Dense { x, width } => {
@@ -156,12 +163,10 @@ pub(crate) fn forward_direction(
             );
         }
         DirInput::OneHot { ids, width } => {
-            // A one-hot row selects one column of W_ih: gather `W_ih[:, id] + bias` from a
-            // table (width, G·H) instead of multiplying by zeros. Same value as the GEMM: the
-            // zeros add exactly, and `w + bias` is rounded once either way.
-            // The rows are gathered step by step inside each chunk's time loop, right before
-            // the step reads them (in parallel, and still in L1 when the step's epilogue adds
-            // them).
+            // A one-hot row selects one column of W_ih: read `W_ih[:, id] + bias` from a table
+            // (width, G·H) instead of multiplying by zeros. Same value as the GEMM: the zeros
+            // add exactly, and `w + bias` is rounded once either way. The step kernel's
+            // epilogue reads the table rows of its ids directly (no per-step copy).
             let mut table = ws.take(width * gh);
             for (m, w_row) in params.weight_ih.chunks_exact(width).enumerate() {
                 for (i, &w) in w_row.iter().enumerate() {
@@ -235,15 +240,6 @@ pub(crate) fn forward_direction(
         }
         for t in 0..plan.steps {
             let n = w.chunk.active[t];
-            if let Some(table) = table {
-                // Every row of the step, idle ones included (the gates buffer is written whole).
-                let step_gates = &mut w.gates[t * rows * gh..(t + 1) * rows * gh];
-                let step_ids = &w.ids[t * rows..(t + 1) * rows];
-                for (row, &id) in step_gates.chunks_exact_mut(gh).zip(step_ids) {
-                    let id = id as usize;
-                    row.copy_from_slice(&table[id * gh..(id + 1) * gh]);
-                }
-            }
             if n == 0 {
                 continue;
             }
@@ -264,7 +260,11 @@ pub(crate) fn forward_direction(
             } else {
                 (None, None)
             };
-            forward_step(
+            let extras = StepExtras {
+                zero_state: t == 0 && h0_zero,
+                table: table.map(|table| (table, &w.ids[t * rows..][..n])),
+            };
+            forward_step_with(
                 packed_ref,
                 ForwardStep {
                     rows: n,
@@ -279,6 +279,7 @@ pub(crate) fn forward_direction(
                         None
                     },
                 },
+                extras,
                 inner,
             );
         }
@@ -293,6 +294,7 @@ pub(crate) fn forward_direction(
         hn: hn_all,
         h0,
         c0,
+        h0_zero,
         packed,
     }
 }
@@ -300,7 +302,8 @@ pub(crate) fn forward_direction(
 /// BPTT of one direction. `dy` (T·B, H) is the gradient of this direction's outputs (internal,
 /// direction-ordered, zero past each length; `None`: zero); `dh_n`/`dc_n` (B, H) sorted rows, the gradient of
 /// the final state; `cache.packed` must hold the backward panels. Weight gradients are
-/// accumulated (`+=`) into `grads`; `dx` comes from `ws` (empty for a one-hot input).
+/// accumulated (`+=`) into `grads`; `dx` comes from `ws` (empty for a one-hot input). Without
+/// `initial_state_grad`, the first step's `δ_0·W_hh` is skipped and `dh0`/`dc0` are zeros.
 pub(crate) fn backward_direction(
     cell: CellKind,
     hidden: usize,
@@ -311,6 +314,7 @@ pub(crate) fn backward_direction(
     dy: Option<&[f32]>,
     dh_n: Vec<f32>,
     dc_n: Vec<f32>,
+    initial_state_grad: bool,
     grads: &mut DirectionParams,
     ws: &Workspace,
     isa: Isa,
@@ -368,6 +372,7 @@ pub(crate) fn backward_direction(
     {
         let packed = &*cache.packed;
         let (h_all, c_all, h0, c0) = (&cache.h, &cache.c, &cache.h0, &cache.c0);
+        let h0_zero = cache.h0_zero;
         let mut dh_rest = &mut dh[..];
         let mut dc_rest = &mut dc[..];
         let mut work = Vec::with_capacity(plan.chunks.len());
@@ -424,7 +429,7 @@ pub(crate) fn backward_direction(
                     &h_chunk[at - rows * h..][..n * h]
                 };
                 let c_prev = if t == 0 { c0 } else { c_chunk };
-                backward_step(
+                backward_step_with(
                     packed,
                     BackwardStep {
                         rows: n,
@@ -457,8 +462,15 @@ pub(crate) fn backward_direction(
                             None
                         },
                     },
+                    t > 0 || initial_state_grad,
                     inner,
                 );
+            }
+            if !initial_state_grad {
+                // The skipped product left them unspecified; the initial state's gradient is
+                // reported as zeros.
+                w.dh.fill(0.0);
+                w.dc.fill(0.0);
             }
             // The chunk's partial gradients (see above), on this thread.
             let (dw_hh, rest) = w.partial.split_at_mut(h_rows * h);
@@ -466,34 +478,57 @@ pub(crate) fn backward_direction(
             let (d_bias_hh, rest) = rest.split_at_mut(gh);
             let (d_bias_ih, d_table) = rest.split_at_mut(gh);
             // dW_hh = Σ_t δ_u,tᵀ·h_{t-1} (h_{-1} = h0); β = 0 first: the partial is not read.
-            let first = View::strided(&w.gates[..rows * gh], rows, h_rows, gh);
-            let h0_view = View::row_major(h0, rows, h);
-            gemm(isa, Par::Seq, 1.0, first.t(), h0_view, 0.0, dw_hh, h);
+            // A zero h0 contributes δ_0ᵀ·0 = +0 to every element (the GEMM sums from +0, and
+            // +0 + ±0 = +0), so its GEMM is skipped and the next one takes β = 0: the same bits
+            // (a sum from +0 is never −0, so `acc` and `+0 + acc` agree).
+            let mut beta = 1.0;
+            if !h0_zero {
+                let first = View::strided(&w.gates[..rows * gh], rows, h_rows, gh);
+                let h0_view = View::row_major(h0, rows, h);
+                gemm(isa, Par::Seq, 1.0, first.t(), h0_view, 0.0, dw_hh, h);
+            } else if steps > 1 {
+                beta = 0.0;
+            } else {
+                dw_hh.fill(0.0);
+            }
             if steps > 1 {
                 let later = (steps - 1) * rows;
                 let delta =
                     View::strided(&w.gates[rows * gh..steps * rows * gh], later, h_rows, gh);
                 let h_prev = View::row_major(&h_chunk[..later * h], later, h);
-                gemm(isa, Par::Seq, 1.0, delta.t(), h_prev, 1.0, dw_hh, h);
+                gemm(isa, Par::Seq, 1.0, delta.t(), h_prev, beta, dw_hh, h);
             }
             // Bias gradients (column sums) and a one-hot input's dW_ih columns, in row order.
             // δ_x (the input-side pre-activation gradient) is δ_u except GRU's n block (in `hn`).
             let ids = one_hot_ids.map(|ids| &ids[base..base + steps * rows]);
-            let rz = if gru { 2 * h } else { gh };
-            for (r, row) in w.gates.chunks_exact(gh).enumerate() {
-                add_into(d_bias_hh, row);
-                add_into(&mut d_bias_ih[..rz], &row[..rz]);
-                let hn_row = if gru {
-                    &w.hn[r * h..(r + 1) * h]
-                } else {
-                    &[][..]
-                };
-                add_into(&mut d_bias_ih[rz..], hn_row);
-                if let Some(ids) = ids {
-                    let dst = &mut d_table[ids[r] as usize * gh..][..gh];
-                    add_into(&mut dst[..rz], &row[..rz]);
-                    add_into(&mut dst[rz..], hn_row);
-                }
+            let all = steps * rows;
+            if gru {
+                accumulate_rows(isa, w.gates, gh, all, gh, d_bias_hh, None);
+                let (bias_rz, bias_n) = d_bias_ih.split_at_mut(2 * h);
+                accumulate_rows(
+                    isa,
+                    w.gates,
+                    gh,
+                    all,
+                    2 * h,
+                    bias_rz,
+                    table(d_table, gh, ids),
+                );
+                // The n block of each table row starts 2H in (an empty table has no rows).
+                let table_n = &mut d_table[(2 * h).min(table_len)..];
+                accumulate_rows(isa, w.hn, h, all, h, bias_n, table(table_n, gh, ids));
+            } else {
+                // δ_x = δ_u: the input bias takes the same sums, in the same order.
+                accumulate_rows(
+                    isa,
+                    w.gates,
+                    gh,
+                    all,
+                    gh,
+                    d_bias_hh,
+                    table(d_table, gh, ids),
+                );
+                d_bias_ih.copy_from_slice(d_bias_hh);
             }
         });
     }
@@ -555,6 +590,15 @@ pub(crate) fn backward_direction(
         dh0: dh,
         dc0: dc,
     }
+}
+
+/// The table argument of [`accumulate_rows`]: `(table, row stride, ids)` when there are ids.
+fn table<'t>(
+    d_table: &'t mut [f32],
+    stride: usize,
+    ids: Option<&'t [u32]>,
+) -> Option<(&'t mut [f32], usize, &'t [u32])> {
+    ids.map(|ids| (d_table, stride, ids))
 }
 
 /// `acc[i] += values[i]` (equal lengths).

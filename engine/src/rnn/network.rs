@@ -186,6 +186,20 @@ pub struct RnnForward {
 pub struct RnnCache {
     plan: Plan,
     layers: Vec<LayerCache>,
+    /// Backward computes `∂L/∂(initial state)` (the default; see
+    /// [`RnnCache::without_initial_state_grad`]).
+    initial_state_grad: bool,
+}
+
+impl RnnCache {
+    /// Backward of this pass will not compute the initial state's gradient: the first step's
+    /// `dh_{-1} = δ_0·W_hh` (one step's recurrent product per layer and direction) is skipped and
+    /// the returned `d_state` is all zeros. For callers that drop `d_state` (a model whose initial
+    /// state is not trained and not carried back to an earlier pass).
+    pub fn without_initial_state_grad(mut self) -> Self {
+        self.initial_state_grad = false;
+        self
+    }
 }
 
 /// A layer's input, internal layout: values, or (first layer only) one-hot token ids.
@@ -547,6 +561,8 @@ impl Rnn {
                     &plan,
                     h0,
                     c0,
+                    // Without an initial state, h0 (and c0) are the zeroed buffers above.
+                    initial.is_none(),
                     self.packed(index, purpose),
                     ws,
                     cfg.isa,
@@ -625,7 +641,11 @@ impl Rnn {
                 output,
                 state: final_state,
             },
-            RnnCache { plan, layers },
+            RnnCache {
+                plan,
+                layers,
+                initial_state_grad: true,
+            },
         ))
     }
 
@@ -689,7 +709,11 @@ impl Rnn {
         grads: &mut RnnGrads,
     ) -> Result<RnnInputGrads, RnnError> {
         let cfg = &self.config;
-        let RnnCache { plan, mut layers } = cache;
+        let RnnCache {
+            plan,
+            mut layers,
+            initial_state_grad,
+        } = cache;
         let plan = &plan;
         let (steps, batch, h, d) = (plan.steps, plan.batch, cfg.hidden_size, cfg.directions());
         let rows_total = steps * batch;
@@ -707,15 +731,33 @@ impl Rnn {
         if let Some(state) = d_final {
             state.check(cfg, batch, "d_final")?;
         }
-        let zeros = RnnParams::zeros(cfg);
-        for ((name, want), (_, got)) in zeros.named("d_").into_iter().zip(grads.named("d_")) {
-            if want.len() != got.len() {
-                return Err(RnnError::Shape {
-                    what: "grads",
-                    shape: name,
-                    expected: want.len(),
-                    found: got.len(),
-                });
+        // The shapes `RnnParams::zeros(cfg)` would have, checked without building it (the
+        // names are built only for an error).
+        let (g, d_dirs) = (cfg.cell.gates(), cfg.directions());
+        let same = grads.directions.iter().enumerate().all(|(index, got)| {
+            let input = if index < d_dirs {
+                cfg.input_size
+            } else {
+                d_dirs * h
+            };
+            [
+                got.weight_ih.len(),
+                got.weight_hh.len(),
+                got.bias_ih.len(),
+                got.bias_hh.len(),
+            ] == [g * h * input, g * h * h, g * h, g * h]
+        });
+        if !same {
+            let zeros = RnnParams::zeros(cfg);
+            for ((name, want), (_, got)) in zeros.named("d_").into_iter().zip(grads.named("d_")) {
+                if want.len() != got.len() {
+                    return Err(RnnError::Shape {
+                        what: "grads",
+                        shape: name,
+                        expected: want.len(),
+                        found: got.len(),
+                    });
+                }
             }
         }
         let lstm = cfg.cell == CellKind::Lstm;
@@ -777,6 +819,7 @@ impl Rnn {
                     dy.as_deref(),
                     dh_n,
                     dc_n,
+                    initial_state_grad,
                     g,
                     ws,
                     cfg.isa,

@@ -314,3 +314,78 @@ fn final_state_pass_matches_the_full_output_pass() {
         }
     }
 }
+
+/// The zero-initial-state fast paths (no initial state: the first step's `W_hh·h0` and
+/// `δ_0ᵀ·h0` are skipped) against an explicit all-zero initial state, which runs the full
+/// products; and `without_initial_state_grad` against a full backward. Bit for bit: outputs,
+/// final states, every weight gradient and the input gradient; the skipped `d_state` is zeros.
+#[test]
+fn zero_initial_state_paths_match_the_full_products() {
+    let (steps, batch, vocab) = (4, 7, 6);
+    let ids: Vec<u32> = (0..steps * batch)
+        .map(|i| ((i * 5 + 2) % vocab) as u32)
+        .collect();
+    let x = values(steps * batch * vocab, 18, 1.0);
+    for isa in Isa::available() {
+        for kind in KINDS {
+            for (layers, bidi, ragged) in [(1, false, false), (2, false, true), (2, true, true)] {
+                let rnn = network(kind, isa, vocab, layers, bidi);
+                let lengths: Vec<usize> = (0..batch)
+                    .map(|b| if ragged { 1 + b % steps } else { steps })
+                    .collect();
+                let zero_state = RnnState::zeros(rnn.config(), batch);
+                let mode = Mode::Training { dropout_seed: 3 };
+                for one_hot in [false, true] {
+                    let what = format!("{isa:?} {kind:?} {layers} {bidi} one-hot {one_hot}");
+                    let run = |initial: Option<&RnnState>| {
+                        if one_hot {
+                            let input = TokenBatch::new(&ids, steps, batch).with_lengths(&lengths);
+                            rnn.forward_one_hot_with(input, initial, mode, Outputs::EveryStep)
+                        } else {
+                            let input = SeqBatch::new(&x, steps, batch).with_lengths(&lengths);
+                            rnn.forward_with(input, initial, mode, Outputs::EveryStep)
+                        }
+                        .unwrap()
+                    };
+                    let (full, full_cache) = run(Some(&zero_state));
+                    let (fast, fast_cache) = run(None);
+                    assert_bits(&format!("{what}: output"), &fast.output, &full.output);
+                    assert_eq!(fast.state, full.state, "{what}: state");
+                    let dy = values(full.output.len(), 19, 1.0);
+                    let (mut want, mut got) = (rnn.zero_grads(), rnn.zero_grads());
+                    let bw = rnn.backward(full_cache, &dy, None, &mut want).unwrap();
+                    let bg = rnn.backward(fast_cache, &dy, None, &mut got).unwrap();
+                    for ((name, w), (_, g)) in want.named("d_").into_iter().zip(got.named("d_")) {
+                        assert_bits(&format!("{what}: {name}"), g, w);
+                    }
+                    assert_bits(&format!("{what}: d_input"), &bg.d_input, &bw.d_input);
+                    assert_eq!(bg.d_state, bw.d_state, "{what}: d_state");
+                    assert!(
+                        bw.d_state.h.iter().any(|&v| v != 0.0),
+                        "{what}: the full pass has an initial-state gradient"
+                    );
+                    let (_, skip_cache) = run(None);
+                    let mut skipped = rnn.zero_grads();
+                    let bs = rnn
+                        .backward(
+                            skip_cache.without_initial_state_grad(),
+                            &dy,
+                            None,
+                            &mut skipped,
+                        )
+                        .unwrap();
+                    assert_eq!(skipped, want, "{what}: weight gradients without d_state");
+                    assert_bits(
+                        &format!("{what}: d_input without d_state"),
+                        &bs.d_input,
+                        &bw.d_input,
+                    );
+                    assert_eq!(
+                        bs.d_state, zero_state,
+                        "{what}: the skipped d_state is zeros"
+                    );
+                }
+            }
+        }
+    }
+}

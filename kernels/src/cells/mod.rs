@@ -9,11 +9,14 @@
 mod gru_rb;
 mod pack;
 mod step;
+mod sums;
 
 pub use pack::{PackFor, PackedMatrix, PackedRecurrent};
 pub use step::{
-    BackwardStep, COLUMN_SPLIT_MAX_ROWS, ForwardStep, backward_step, forward_step, packed_matmul,
+    BackwardStep, COLUMN_SPLIT_MAX_ROWS, ForwardStep, StepExtras, backward_step,
+    backward_step_with, forward_step, forward_step_with, packed_matmul,
 };
+pub use sums::accumulate_rows;
 
 #[cold]
 #[inline(never)]

@@ -83,6 +83,20 @@ pub struct BackwardStep<'a> {
     pub hn: Option<&'a mut [f32]>,
 }
 
+/// Optional facts and inputs of one forward step ([`forward_step_with`]); the default is none.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StepExtras<'a> {
+    /// `h_{t-1}` (and `c_{t-1}`) are all zeros (a pass's first step from a zero initial state):
+    /// the recurrent product is skipped and the epilogue runs on zero accumulators. The result is
+    /// the one the full product gives (every `0·w` term is `±0` and a sum of them from `+0` stays
+    /// `+0`) as long as `W_hh` is finite. The buffers must still be given (and be zeros).
+    pub zero_state: bool,
+    /// The input projection of row `r` is row `ids[r]` of `table` (`(V, G·H)`, a one-hot input's
+    /// `W_ih[:, id] + b`) instead of the contents of `gates` on entry. `gates` is then only
+    /// written (the activated gates of LSTM and GRU; a SimpleRNN writes nothing there).
+    pub table: Option<(&'a [f32], &'a [u32])>,
+}
+
 /// At most this many rows take the weight-stationary column split when `par` allows threads: the
 /// batch-1 (streaming) case, where the step is a matrix-vector product bound by reading `W_hh`.
 pub const COLUMN_SPLIT_MAX_ROWS: usize = 4;
@@ -95,12 +109,44 @@ pub const COLUMN_SPLIT_MAX_ROWS: usize = 4;
 /// If a buffer is shorter than its documented shape or an optional buffer the cell needs is
 /// missing (kernel API misuse).
 pub fn forward_step(packed: &PackedRecurrent, step: ForwardStep<'_>, par: Par) {
+    forward_step_with(packed, step, StepExtras::default(), par);
+}
+
+/// [`forward_step`] with [`StepExtras`].
+///
+/// # Panics
+/// As [`forward_step`]; also if `extras.table` has fewer than `rows` ids or an id past the
+/// table's rows.
+pub fn forward_step_with(
+    packed: &PackedRecurrent,
+    step: ForwardStep<'_>,
+    extras: StepExtras<'_>,
+    par: Par,
+) {
+    let (h, g, rows) = (packed.hidden, packed.kind.gates(), step.rows);
+    check_len("gates (rows, G·H)", rows * g * h, step.gates.len());
+    let table = extras.table.map(|(table, ids)| {
+        check_len("ids (rows)", rows, ids.len());
+        let ids = &ids[..rows];
+        let last = ids.iter().copied().max().map_or(0, |id| id as usize + 1);
+        check_len("table (max id + 1, G·H)", last * g * h, table.len());
+        (table, ids)
+    });
+    debug_assert!(
+        !extras.zero_state || step.h_prev[..rows * h].iter().all(|&v| v == 0.0),
+        "zero_state with a non-zero h_prev"
+    );
     if packed.kind == CellKind::GruResetBefore {
+        // Its two-phase step reads the projection from `gates`: fill it first.
+        if let Some((table, ids)) = table {
+            for (row, &id) in step.gates.chunks_exact_mut(g * h).zip(ids) {
+                let id = id as usize;
+                row.copy_from_slice(&table[id * g * h..(id + 1) * g * h]);
+            }
+        }
         return super::gru_rb::forward_step(packed, step, par);
     }
-    let (h, g, rows) = (packed.hidden, packed.kind.gates(), step.rows);
     check_len("h_prev (rows, H)", rows * h, step.h_prev.len());
-    check_len("gates (rows, G·H)", rows * g * h, step.gates.len());
     check_len("h (rows, H)", rows * h, step.h.len());
     let mut args = ForwardArgs {
         rows,
@@ -113,6 +159,9 @@ pub fn forward_step(packed: &PackedRecurrent, step: ForwardStep<'_>, par: Par) {
         c: std::ptr::null_mut(),
         hn: std::ptr::null_mut(),
         b_hn: std::ptr::null(),
+        zero_state: extras.zero_state,
+        table: table.map_or(std::ptr::null(), |(table, _)| table.as_ptr()),
+        ids: table.map_or(std::ptr::null(), |(_, ids)| ids.as_ptr()),
     };
     match packed.kind {
         CellKind::Lstm => {
@@ -139,8 +188,8 @@ pub fn forward_step(packed: &PackedRecurrent, step: ForwardStep<'_>, par: Par) {
     let panels = h.div_ceil(packed.units);
     let args = SharedArgs(args);
     split_panels(panels, rows, par, &|range: Range<usize>| {
-        // SAFETY: every pointer in `args` was checked above to cover its documented shape, the
-        // packed panels match `hidden`/`kind`/`isa` by construction, the ISA was clamped to the
+        // SAFETY: every pointer in `args` was checked above to cover its documented shape (a
+        // table covers every id of the step's rows), the packed panels match `hidden`/`kind`/`isa` by construction, the ISA was clamped to the
         // host when packing, and concurrent calls receive disjoint panel ranges, i.e. disjoint
         // hidden units, so they write disjoint elements.
         unsafe { kernel(args.get(), range.start, range.end) }
@@ -153,6 +202,17 @@ pub fn forward_step(packed: &PackedRecurrent, step: ForwardStep<'_>, par: Par) {
 /// If a buffer is shorter than its documented shape, a needed optional buffer is missing, or
 /// `packed` was packed without [`pack::PackFor::Training`].
 pub fn backward_step(packed: &PackedRecurrent, step: BackwardStep<'_>, par: Par) {
+    backward_step_with(packed, step, true, par);
+}
+
+/// [`backward_step`]; with `carry = false` only `δ_u` is computed (written over `gates`, as
+/// always) and the recurrent product `dh_{t-1} = δ_u·W_hh` is skipped, which leaves `dh` (and
+/// `dc`) unspecified: for a pass's first step when the initial state's gradient is not wanted.
+/// (The reset-before GRU always carries.)
+///
+/// # Panics
+/// As [`backward_step`].
+pub fn backward_step_with(packed: &PackedRecurrent, step: BackwardStep<'_>, carry: bool, par: Par) {
     if packed.kind == CellKind::GruResetBefore {
         return super::gru_rb::backward_step(packed, step, par);
     }
@@ -208,6 +268,9 @@ pub fn backward_step(packed: &PackedRecurrent, step: BackwardStep<'_>, par: Par)
     // SAFETY: pointers cover their documented shapes (checked above); the ISA was clamped to the
     // host when packing; single-threaded here.
     unsafe { gates_kernel(&args) };
+    if !carry {
+        return;
+    }
     // dh_{t-1} (+)= δ_u · W_hh: GRU adds to the direct path dh⊙z the gates kernel left in `dh`.
     let w_hh = packed
         .backward
@@ -318,6 +381,30 @@ struct ForwardArgs {
     c: *mut f32,
     hn: *mut f32,
     b_hn: *const f32,
+    /// Skip the recurrent product: `h_prev` is all zeros ([`StepExtras::zero_state`]).
+    zero_state: bool,
+    /// Null: the input projection is in `gates`. Else row `ids[r]` of this `(V, G·H)` table.
+    table: *const f32,
+    /// (rows), with `table`.
+    ids: *const u32,
+}
+
+impl ForwardArgs {
+    /// The input projection of `row` (its `G·H` values).
+    ///
+    /// # Safety
+    /// `row < rows`; the shapes checked by [`forward_step_with`].
+    #[inline(always)]
+    unsafe fn input_row(&self, row: usize, gh: usize) -> *const f32 {
+        // SAFETY: `row < rows`; with a table, `ids[row]` is below its row count (checked).
+        unsafe {
+            if self.table.is_null() {
+                self.gates.add(row * gh)
+            } else {
+                self.table.add(*self.ids.add(row) as usize * gh)
+            }
+        }
+    }
 }
 
 struct MatmulArgs {
@@ -473,7 +560,11 @@ unsafe fn forward_body<
                     // SAFETY: rows r..r+height ≤ rows of h_prev (H floats each) and the panel are
                     // in bounds.
                     unsafe {
-                        let acc = tile::<S, $rows, NV>(a.h_prev.add(r * h), h, h, panel);
+                        let acc = if a.zero_state {
+                            [[S::zero(); NV]; $rows]
+                        } else {
+                            tile::<S, $rows, NV>(a.h_prev.add(r * h), h, h, panel)
+                        };
                         forward_epilogue::<S, CELL, $rows, U, NV>(&acc, a, r, j0);
                     }
                 };
@@ -515,7 +606,8 @@ unsafe fn forward_epilogue<
             unsafe {
                 match CELL {
                     LSTM => {
-                        let x = a.gates.add(row * 4 * h + j);
+                        let x = a.input_row(row, 4 * h).add(j);
+                        let out = a.gates.add(row * 4 * h + j);
                         let i = sigmoid_v::<S>(S::add(acc[u], load_n::<S>(x, n)));
                         let f = sigmoid_v::<S>(S::add(acc[U + u], load_n::<S>(x.add(h), n)));
                         let g = tanh_v::<S>(S::add(acc[2 * U + u], load_n::<S>(x.add(2 * h), n)));
@@ -524,29 +616,30 @@ unsafe fn forward_epilogue<
                         let c_prev = load_n::<S>(a.c_prev.add(row * h + j), n);
                         let c = S::fma(f, c_prev, S::mul(i, g));
                         let hv = S::mul(o, tanh_v::<S>(c));
-                        store_n::<S>(x, i, n);
-                        store_n::<S>(x.add(h), f, n);
-                        store_n::<S>(x.add(2 * h), g, n);
-                        store_n::<S>(x.add(3 * h), o, n);
+                        store_n::<S>(out, i, n);
+                        store_n::<S>(out.add(h), f, n);
+                        store_n::<S>(out.add(2 * h), g, n);
+                        store_n::<S>(out.add(3 * h), o, n);
                         store_n::<S>(a.c.add(row * h + j), c, n);
                         store_n::<S>(a.h.add(row * h + j), hv, n);
                     }
                     GRU => {
-                        let x = a.gates.add(row * 3 * h + j);
+                        let x = a.input_row(row, 3 * h).add(j);
+                        let out = a.gates.add(row * 3 * h + j);
                         let rg = sigmoid_v::<S>(S::add(acc[u], load_n::<S>(x, n)));
                         let z = sigmoid_v::<S>(S::add(acc[U + u], load_n::<S>(x.add(h), n)));
                         let un = S::add(acc[2 * U + u], load_n::<S>(a.b_hn.add(j), n));
                         let nv = tanh_v::<S>(S::fma(rg, un, load_n::<S>(x.add(2 * h), n)));
                         let h_prev = load_n::<S>(a.h_prev.add(row * h + j), n);
                         let hv = S::fma(z, S::sub(h_prev, nv), nv);
-                        store_n::<S>(x, rg, n);
-                        store_n::<S>(x.add(h), z, n);
-                        store_n::<S>(x.add(2 * h), nv, n);
+                        store_n::<S>(out, rg, n);
+                        store_n::<S>(out.add(h), z, n);
+                        store_n::<S>(out.add(2 * h), nv, n);
                         store_n::<S>(a.hn.add(row * h + j), un, n);
                         store_n::<S>(a.h.add(row * h + j), hv, n);
                     }
                     _ => {
-                        let x = a.gates.add(row * h + j);
+                        let x = a.input_row(row, h).add(j);
                         let pre = S::add(acc[u], load_n::<S>(x, n));
                         let hv = if CELL == RNN_TANH {
                             tanh_v::<S>(pre)

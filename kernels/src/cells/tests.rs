@@ -373,3 +373,134 @@ fn packed_matmul_matches_naive_on_every_isa() {
         }
     }
 }
+
+/// `forward_step_with`: a one-hot table read in the epilogue gives the bits the plain step gives
+/// with those rows copied into `gates` first, and `zero_state` (with zeros in `h_prev`/`c_prev`)
+/// the bits of the full product — every cell, every ISA, serial and column-split.
+#[test]
+fn forward_step_extras_match_the_plain_step_bit_for_bit() {
+    for isa in Isa::available() {
+        for kind in KINDS {
+            for (rows, hid) in [(1, 3), (4, 9), (7, 13), (32, 17), (13, 24)] {
+                let g = kind.gates();
+                let w_hh = values(g * hid * hid, 51);
+                let b_hh = values(g * hid, 52);
+                let vocab = 5;
+                let table = values(vocab * g * hid, 53);
+                let ids: Vec<u32> = (0..rows).map(|r| ((r * 3 + 1) % vocab) as u32).collect();
+                let xp: Vec<f32> = ids
+                    .iter()
+                    .flat_map(|&id| table[id as usize * g * hid..][..g * hid].iter().copied())
+                    .collect();
+                let packed =
+                    PackedRecurrent::with_isa(isa, kind, hid, &w_hh, &b_hh, PackFor::Inference);
+                let lstm = kind == CellKind::Lstm;
+                let gru = kind.is_gru();
+                let run = |h_prev: &[f32], c_prev: &[f32], extras: StepExtras<'_>, par: Par| {
+                    let mut gates = if extras.table.is_some() {
+                        vec![f32::NAN; rows * g * hid]
+                    } else {
+                        xp.clone()
+                    };
+                    let mut h = vec![f32::NAN; rows * hid];
+                    let mut c = vec![f32::NAN; rows * hid];
+                    let mut hn = vec![f32::NAN; rows * hid];
+                    forward_step_with(
+                        &packed,
+                        ForwardStep {
+                            rows,
+                            h_prev,
+                            c_prev: lstm.then_some(c_prev),
+                            gates: &mut gates,
+                            h: &mut h,
+                            c: lstm.then_some(&mut c[..]),
+                            hn: gru.then_some(&mut hn[..]),
+                        },
+                        extras,
+                        par,
+                    );
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+                    let mut out = vec![bits(&h)];
+                    if lstm {
+                        out.push(bits(&c));
+                    }
+                    if gru {
+                        out.push(bits(&hn));
+                    }
+                    if lstm || gru {
+                        out.push(bits(&gates));
+                    }
+                    out
+                };
+                let h_prev = values(rows * hid, 54);
+                let c_prev = values(rows * hid, 55);
+                let zeros = vec![0.0f32; rows * hid];
+                let tag = format!("{isa} {} rows {rows} H {hid}", kind.name());
+                for par in [Par::Seq, Par::Rayon(2)] {
+                    let plain = StepExtras::default();
+                    let from_table = StepExtras {
+                        table: Some((&table, &ids)),
+                        ..plain
+                    };
+                    let want = run(&h_prev, &c_prev, plain, par);
+                    assert_eq!(run(&h_prev, &c_prev, from_table, par), want, "{tag}: table");
+                    let want = run(&zeros, &zeros, plain, par);
+                    let zero = StepExtras {
+                        zero_state: true,
+                        ..plain
+                    };
+                    assert_eq!(run(&zeros, &zeros, zero, par), want, "{tag}: zero state");
+                    let both = StepExtras {
+                        zero_state: true,
+                        ..from_table
+                    };
+                    assert_eq!(run(&zeros, &zeros, both, par), want, "{tag}: both");
+                }
+            }
+        }
+    }
+}
+
+/// `accumulate_rows` against the plain per-row loop, bit for bit: repeated ids, strided rows,
+/// widths around the vector and register-group sizes, every ISA.
+#[test]
+fn accumulate_rows_matches_the_scalar_loop_bit_for_bit() {
+    for isa in Isa::available() {
+        for (rows, width) in [(1, 1), (3, 7), (9, 8), (17, 33), (40, 70), (33, 128)] {
+            let stride = width + 3;
+            let src = values(rows * stride, 61);
+            let vocab = 4;
+            let ids: Vec<u32> = (0..rows).map(|r| ((r * 7 + 2) % vocab) as u32).collect();
+            let table_stride = width + 5;
+            let sum0 = values(width, 62);
+            let table0 = values(vocab * table_stride, 63);
+            let mut want_sum = sum0.clone();
+            let mut want_table = table0.clone();
+            for r in 0..rows {
+                for j in 0..width {
+                    let x = src[r * stride + j];
+                    want_sum[j] += x;
+                    want_table[ids[r] as usize * table_stride + j] += x;
+                }
+            }
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+            let tag = format!("{isa} rows {rows} width {width}");
+            let mut sum = sum0.clone();
+            let mut table = table0.clone();
+            accumulate_rows(
+                isa,
+                &src,
+                stride,
+                rows,
+                width,
+                &mut sum,
+                Some((&mut table, table_stride, &ids)),
+            );
+            assert_eq!(bits(&sum), bits(&want_sum), "{tag}: sum");
+            assert_eq!(bits(&table), bits(&want_table), "{tag}: table");
+            let mut sum = sum0.clone();
+            accumulate_rows(isa, &src, stride, rows, width, &mut sum, None);
+            assert_eq!(bits(&sum), bits(&want_sum), "{tag}: sum without a table");
+        }
+    }
+}
