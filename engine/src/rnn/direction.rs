@@ -533,17 +533,42 @@ pub(crate) fn backward_direction(
         });
     }
     ws.give(zeros);
-    // The chunks' partials, in chunk order.
+    // The chunks' partials, in chunk order (each element: `((g + p_0) + p_1) + …`).
     let mut d_table = ws.take_zeroed(table_len);
-    for partial in partials.chunks_exact(part_len) {
-        let (dw_hh, rest) = partial.split_at(h_rows * h);
-        let (d_bias_hh, rest) = rest.split_at(gh);
-        let (d_bias_ih, table) = rest.split_at(gh);
-        add_into(&mut grads.weight_hh[..h_rows * h], dw_hh);
-        add_into(&mut grads.bias_hh, d_bias_hh);
-        add_into(&mut grads.bias_ih, d_bias_ih);
-        add_into(&mut d_table, table);
-    }
+    let chunks = plan.chunks.len();
+    let at = |offset: usize| &partials[offset..];
+    add_partials(
+        isa,
+        par,
+        at(0),
+        part_len,
+        chunks,
+        &mut grads.weight_hh[..h_rows * h],
+    );
+    add_partials(
+        isa,
+        par,
+        at(h_rows * h),
+        part_len,
+        chunks,
+        &mut grads.bias_hh,
+    );
+    add_partials(
+        isa,
+        par,
+        at(h_rows * h + gh),
+        part_len,
+        chunks,
+        &mut grads.bias_ih,
+    );
+    add_partials(
+        isa,
+        par,
+        at(h_rows * h + 2 * gh),
+        part_len,
+        chunks,
+        &mut d_table,
+    );
     ws.give(partials);
 
     // Input gradients: single GEMMs over all T·B rows, after the loop.
@@ -592,6 +617,24 @@ pub(crate) fn backward_direction(
     }
 }
 
+/// `dst += Σ_c src[c·stride ..][..len]` over `count` per-chunk partials, in chunk order, on up to
+/// `par` threads: each thread takes whole column blocks, so every element is summed in the same
+/// order for any thread count.
+fn add_partials(isa: Isa, par: Par, src: &[f32], stride: usize, count: usize, dst: &mut [f32]) {
+    /// Values per parallel task (16 KiB).
+    const BLOCK: usize = 4096;
+    if par.threads() > 1 && dst.len() > BLOCK {
+        dst.par_chunks_mut(BLOCK)
+            .enumerate()
+            .for_each(|(i, block)| {
+                let len = block.len();
+                accumulate_rows(isa, &src[i * BLOCK..], stride, count, len, block, None);
+            });
+    } else {
+        accumulate_rows(isa, src, stride, count, dst.len(), dst, None);
+    }
+}
+
 /// The table argument of [`accumulate_rows`]: `(table, row stride, ids)` when there are ids.
 fn table<'t>(
     d_table: &'t mut [f32],
@@ -599,12 +642,6 @@ fn table<'t>(
     ids: Option<&'t [u32]>,
 ) -> Option<(&'t mut [f32], usize, &'t [u32])> {
     ids.map(|ids| (d_table, stride, ids))
-}
-
-/// `acc[i] += values[i]` (equal lengths).
-fn add_into(acc: &mut [f32], values: &[f32]) {
-    debug_assert_eq!(acc.len(), values.len());
-    acc.iter_mut().zip(values).for_each(|(a, v)| *a += v);
 }
 
 /// `dW_ih += δ_xᵀ·X` and `dX = δ_x·W_ih` for a dense input `x` (rows, width); `dx` is written
