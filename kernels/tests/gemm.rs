@@ -6,7 +6,7 @@
 
 use proptest::prelude::*;
 use recur_kernels::gemm::{
-    MatMut, MatRef, PackedB, reference, sgemm, sgemm_packed_b, sgemm_with_isa,
+    MatMut, MatRef, PackedB, Route, reference, sgemm, sgemm_packed_b, sgemm_route, sgemm_with_isa,
 };
 use recur_kernels::{Isa, Par};
 
@@ -89,6 +89,8 @@ impl Operand {
 enum Path {
     General(Isa),
     PackedB(Isa),
+    /// `sgemm` forced onto the packed five-loop GEMM (no small-M path).
+    PackedRoute(Isa),
 }
 
 fn all_paths() -> Vec<Path> {
@@ -142,6 +144,16 @@ fn check_case(case: &Case, path: Path, par: Par) -> Vec<f32> {
         Path::General(isa) => {
             sgemm_with_isa(isa, par, alpha, a.view(), b.view(), beta, got.view_mut())
         }
+        Path::PackedRoute(isa) => sgemm_route(
+            isa,
+            Route::Packed,
+            par,
+            alpha,
+            a.view(),
+            b.view(),
+            beta,
+            got.view_mut(),
+        ),
         Path::PackedB(isa) => {
             let packed = PackedB::pack(isa, b.view());
             assert_eq!((packed.k(), packed.n(), packed.isa()), (k, n, isa));
@@ -298,6 +310,86 @@ fn two_threads_are_bit_identical_to_one() {
                     "{isa} packed={use_packed} {m}×{n}×{k}: threads changed the result"
                 );
             }
+        }
+    }
+}
+
+/// The small-M paths (`gemm/small.rs`): the dot path (B k-contiguous, `x·Wᵀ`) and the direct
+/// path (B n-contiguous, k ≥ 1,024, `dy·W`), at odd m, n, k, every layout of A and C, β = 0 and
+/// 1, one and two threads; the decoder's shapes among them. The packed route runs the same cases.
+#[test]
+fn small_m_paths_match_reference() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    // (m, n, k, layout of B): Transposed B takes the dot path, RowMajor B the direct one.
+    let shapes = [
+        (32, 301, 150, Layout::Transposed),
+        (1, 9, 8, Layout::Transposed),
+        (5, 4, 17, Layout::Transposed),
+        (64, 130, 33, Layout::Transposed),
+        (13, 131, 1024, Layout::Transposed),
+        (32, 150, 2071, Layout::RowMajor),
+        (7, 33, 1025, Layout::RowMajor),
+        (1, 16, 1500, Layout::RowMajor),
+        (64, 48, 3333, Layout::RowMajor),
+        (11, 512, 1030, Layout::RowMajor),
+    ];
+    let mut paths = Vec::new();
+    for isa in Isa::available() {
+        paths.push(Path::General(isa));
+        paths.push(Path::PackedRoute(isa));
+    }
+    for path in paths {
+        for (index, &(m, n, k, lb)) in shapes.iter().enumerate() {
+            for beta in [0.0, 1.0] {
+                let case = Case {
+                    m,
+                    n,
+                    k,
+                    alpha: if beta == 0.0 { 1.0 } else { -0.5 },
+                    beta,
+                    layouts: [LAYOUTS[index % 3], lb, LAYOUTS[(index + 1) % 3]],
+                    seed: index as u64,
+                };
+                check_case(&case, path, Par::Seq);
+                pool.install(|| check_case(&case, path, Par::Rayon(2)));
+            }
+        }
+    }
+}
+
+/// The decoder's products (`x·Wᵀ` and `dy·W` of a 32-row batch) on the small-M paths give the
+/// same bits for one and two threads, with values whose summation order would show.
+#[test]
+fn small_m_paths_are_bit_identical_across_threads() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    for isa in Isa::available() {
+        for &(m, n, k, transposed) in &[(32, 1003, 150, true), (32, 150, 4099, false)] {
+            let a: Vec<f32> = ints(m * k, 1).iter().map(|x| x.sin() * 0.37).collect();
+            let w: Vec<f32> = ints(k * n, 2).iter().map(|x| x.cos() / 3.0).collect();
+            let a = MatRef::row_major(&a, m, k);
+            let b = if transposed {
+                MatRef::row_major(&w, n, k).t()
+            } else {
+                MatRef::row_major(&w, k, n)
+            };
+            let c0 = ints(m * n, 3);
+            let run = |par: Par| {
+                let mut c = c0.clone();
+                sgemm_with_isa(isa, par, 0.7, a, b, 0.3, MatMut::row_major(&mut c, m, n));
+                c
+            };
+            let seq = run(Par::Seq);
+            let two = pool.install(|| run(Par::Rayon(2)));
+            assert!(
+                seq.iter().zip(&two).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{isa} {m}×{n}×{k}: threads changed the result"
+            );
         }
     }
 }

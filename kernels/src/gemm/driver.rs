@@ -98,7 +98,7 @@ thread_local! {
 
 /// Runs `f` with a scratch buffer of at least `len` floats: this thread's cached one, or a fresh
 /// one if the cache is already in use further up the stack (a GEMM nested in a rayon task).
-pub(super) fn with_scratch<R>(
+pub(crate) fn with_scratch<R>(
     cache: &'static std::thread::LocalKey<RefCell<AlignedBuf>>,
     len: usize,
     f: impl FnOnce(&mut [f32]) -> R,

@@ -28,6 +28,7 @@ mod pack;
 mod packed;
 pub mod peak;
 pub mod reference;
+mod small;
 pub(crate) mod tiles;
 mod view;
 
@@ -55,9 +56,58 @@ pub fn sgemm(par: Par, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) {
 /// If the shapes do not agree, or this CPU cannot run `isa`.
 #[track_caller]
 pub fn sgemm_with_isa(isa: Isa, par: Par, alpha: f32, a: MatRef, b: MatRef, beta: f32, c: MatMut) {
+    sgemm_route(isa, Route::Auto, par, alpha, a, b, beta, c);
+}
+
+/// Which algorithm [`sgemm_route`] runs: benchmarks and tests time and check each one on the
+/// same shape.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// What [`sgemm`] runs: a small-M path that packs nothing where one applies (`small.rs`),
+    /// the packed five-loop GEMM otherwise. The choice depends on the shapes and strides only.
+    Auto,
+    /// Always the packed five-loop GEMM.
+    Packed,
+}
+
+/// [`sgemm_with_isa`] by a chosen [`Route`].
+///
+/// # Panics
+/// If the shapes do not agree, or this CPU cannot run `isa`.
+#[doc(hidden)]
+#[track_caller]
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_route(
+    isa: Isa,
+    route: Route,
+    par: Par,
+    alpha: f32,
+    a: MatRef,
+    b: MatRef,
+    beta: f32,
+    c: MatMut,
+) {
     check_gemm_shapes(&a, b.rows(), b.cols(), &c);
     let kernel = Kernel::for_isa(isa);
+    if route == Route::Auto
+        && alpha != 0.0
+        && a.cols() > 0
+        && let Some(plan) = small::plan(isa, &a, &b)
+    {
+        small::gemm(isa, plan, par, alpha, a, b, beta, c);
+        return;
+    }
     driver::gemm(&kernel, par, alpha, a, driver::BOperand::View(b), beta, c);
+}
+
+/// The small-M path `sgemm` takes for these operands on `isa`, if any (tests check each path).
+#[cfg(test)]
+pub(crate) fn small_plan(isa: Isa, a: &MatRef, b: &MatRef) -> Option<&'static str> {
+    small::plan(isa, a, b).map(|plan| match plan {
+        small::Plan::Dot => "dot",
+        small::Plan::Direct => "direct",
+    })
 }
 
 /// Checks that `A` (m × k), `B` (`b_rows × b_cols`) and `C` agree.

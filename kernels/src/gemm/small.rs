@@ -1,0 +1,706 @@
+//! Small-M products that pack nothing: the decoder's `y = x·Wᵀ` and `dx = dy·W`.
+//!
+//! With few rows of A (a batch of 32), the packed path reads and writes all of B once per call to
+//! pack it, then reads it again — for the decoder's 8,639 × 150 weight that is most of the call's
+//! memory traffic. Two paths read B in place instead:
+//!
+//! - **Dot** (`B` k-contiguous, i.e. `B = Wᵀ` of a row-major W): a tile of [`DOT_ROWS`] rows of
+//!   A × [`DOT_COLS`] columns of B (rows of W) keeps one accumulator vector per output along k and
+//!   sums its lanes at the end. A is copied once per call into a scratch whose k tail is
+//!   zero-prefixed, and the tail of each W row is read as the *last* `LANES` floats of the row
+//!   with the already-counted lanes zeroed by a select (no masked loads: `vmaskmovps` is slow on
+//!   Zen 3). Work units: [`DOT_UNIT_COLS`] columns of C.
+//! - **Direct** (`B` n-contiguous, row-major): the usual broadcast × vector register tile, A
+//!   broadcast from its rows and B rows read in place. k is cut into at most [`DIRECT_CHUNKS`]
+//!   fixed chunks (the work units), each writing its partial product to a scratch; the partials
+//!   are then added in chunk order. The last `n mod NR` columns are computed as the window
+//!   `[n − NR, n)` into a separate part of the scratch, so no B load leaves the matrix.
+//!
+//! Which path runs ([`plan`]) and every unit depend on the shapes and strides only, never on the
+//! thread count, and each element of C is computed by one fixed sequence of operations, so results
+//! are bit-identical for every [`Par`].
+
+use std::cell::RefCell;
+
+use super::driver::{run_chunks, with_scratch};
+use super::pack::AlignedBuf;
+use super::{MatMut, MatRef};
+#[cfg(target_arch = "x86_64")]
+use crate::simd::{Avx2, Avx512};
+use crate::simd::{Portable, Simd};
+use crate::{Isa, Par};
+
+/// Largest m either path takes (measured: `rnnbench gemm`; see README.md).
+pub(crate) const SMALL_M: usize = 64;
+/// Rows of A per dot tile (held in registers along k).
+const DOT_ROWS: usize = 3;
+/// Columns of C (rows of W) per dot tile, streamed past the A rows.
+const DOT_COLS: usize = 4;
+/// Columns of C per dot work unit.
+const DOT_UNIT_COLS: usize = 128;
+/// Largest k of the dot path: the copied A (`m·k` floats) stays in L2.
+const DOT_MAX_K: usize = 1024;
+/// Register tile of the direct path: `DIRECT_MR` rows × `2·LANES` columns.
+const DIRECT_MR: usize = 6;
+/// The short tile for the last rows (`m mod 6 ∈ 1..=4`).
+const DIRECT_TAIL_MR: usize = 4;
+/// Vectors per row of a direct tile.
+const DIRECT_NV: usize = 2;
+/// k per block inside a direct chunk: the B panel (`DIRECT_KC × NR` read in place, 16 KiB on
+/// AVX2) stays in L1 while every row tile of A passes it.
+const DIRECT_KC: usize = 256;
+/// Least k per direct chunk, and at most this many chunks.
+const DIRECT_CHUNK_DEPTH: usize = 1024;
+const DIRECT_CHUNKS: usize = 8;
+/// Largest n of the direct path (the partial products, `chunks·m·n` floats, stay in L2).
+const DIRECT_MAX_N: usize = 512;
+
+/// Which small-M path a product takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Plan {
+    Dot,
+    Direct,
+}
+
+/// The path for `A (m × k) · B (k × n)` on `isa`, if any: a function of the shapes and strides.
+pub(crate) fn plan(isa: Isa, a: &MatRef, b: &MatRef) -> Option<Plan> {
+    let (m, k, n) = (a.rows(), a.cols(), b.cols());
+    let lanes = lanes(isa);
+    if m == 0 || n == 0 || m > SMALL_M {
+        return None;
+    }
+    if b.row_stride() == 1 && k >= lanes && k <= DOT_MAX_K && b.col_stride() != 1 {
+        return Some(Plan::Dot);
+    }
+    if b.col_stride() == 1
+        && n >= DIRECT_NV * lanes
+        && n <= DIRECT_MAX_N
+        && k >= DIRECT_CHUNK_DEPTH
+    {
+        return Some(Plan::Direct);
+    }
+    None
+}
+
+fn lanes(isa: Isa) -> usize {
+    match isa {
+        Isa::Scalar => Portable::LANES,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => Avx2::LANES,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => Avx512::LANES,
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => Portable::LANES,
+    }
+}
+
+thread_local! {
+    /// The copied A of a dot product, or the partial products of a direct one.
+    static SMALL_SCRATCH: RefCell<AlignedBuf> = RefCell::default();
+}
+
+/// `C ← α·A·B + β·C` by `plan` on `isa` (available), over shape-checked views with `m, n, k > 0`
+/// and `α ≠ 0`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm(
+    isa: Isa,
+    plan: Plan,
+    par: Par,
+    alpha: f32,
+    a: MatRef,
+    b: MatRef,
+    beta: f32,
+    c: MatMut,
+) {
+    let args = Args {
+        alpha,
+        a,
+        b,
+        beta,
+        c,
+    };
+    // SAFETY: `isa` is available (caller); each instance requires exactly that.
+    unsafe {
+        match (isa, plan) {
+            (Isa::Scalar, Plan::Dot) => dot_gemm::<Portable>(par, args),
+            (Isa::Scalar, Plan::Direct) => direct_gemm::<Portable>(par, args),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx2, Plan::Dot) => dot_gemm::<Avx2>(par, args),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx2, Plan::Direct) => direct_gemm::<Avx2>(par, args),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, Plan::Dot) => dot_gemm::<Avx512>(par, args),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, Plan::Direct) => direct_gemm::<Avx512>(par, args),
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => unreachable!("only the portable path exists off x86-64"),
+        }
+    }
+}
+
+struct Args<'a> {
+    alpha: f32,
+    a: MatRef<'a>,
+    b: MatRef<'a>,
+    beta: f32,
+    c: MatMut<'a>,
+}
+
+/// `c ← α·s + β·c` (C not read when `β = 0`), rounding as the packed path's stores do.
+///
+/// # Safety
+/// `c` is valid for reads and writes.
+#[inline(always)]
+unsafe fn store_scalar(c: *mut f32, alpha: f32, beta: f32, s: f32) {
+    let ab = alpha * s;
+    // SAFETY: forwarded.
+    unsafe { *c = if beta == 0.0 { ab } else { beta.mul_add(*c, ab) } };
+}
+
+/// One dot product, shared by its work units (each writes its own columns of C).
+#[derive(Clone, Copy)]
+struct DotJob {
+    m: usize,
+    n: usize,
+    k: usize,
+    /// A copied: m rows of `a_stride` floats (module docs: the k tail is zero-prefixed).
+    a: *const f32,
+    a_stride: usize,
+    /// B = Wᵀ: row j of W (column j of B) at `b + j·ldb`, k contiguous floats.
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    rs_c: usize,
+    cs_c: usize,
+    alpha: f32,
+    beta: f32,
+}
+
+/// One direct product, shared by its chunks (each writes its own part of the scratch).
+#[derive(Clone, Copy)]
+struct DirectJob {
+    m: usize,
+    n: usize,
+    k: usize,
+    /// k per chunk (the last may be shorter).
+    depth: usize,
+    /// Columns covered by whole NR panels; a tail window, if any, follows in each part row.
+    n_full: usize,
+    /// Floats per part row.
+    width: usize,
+    a: *const f32,
+    rs_a: usize,
+    cs_a: usize,
+    b: *const f32,
+    rs_b: usize,
+    parts: *mut f32,
+}
+
+// SAFETY: the jobs are read-only descriptions of disjoint work; the pointers they carry are used
+// by each unit for its own part of the output only (see `dot_unit`, `direct_chunk`), and the
+// borrowed operands outlive the `run_chunks` scope that shares them.
+unsafe impl Sync for DotJob {}
+// SAFETY: as above.
+unsafe impl Sync for DirectJob {}
+
+/// The ISA-specific pieces: the four-way horizontal sum, and `#[target_feature]` entry points for
+/// the work units (a closure does not inherit its enclosing function's target features, so every
+/// unit enters the ISA through one of these).
+trait SmallKernel: Simd {
+    /// The lane sums of four vectors.
+    ///
+    /// # Safety
+    /// The CPU runs `Self`.
+    unsafe fn hsum4(v: [Self::V; 4]) -> [f32; 4];
+    /// # Safety
+    /// As [`dot_unit`].
+    unsafe fn dot_unit(job: &DotJob, unit: usize);
+    /// # Safety
+    /// As [`direct_chunk`].
+    unsafe fn direct_chunk(job: &DirectJob, chunk: usize);
+    /// `sum[i] += part[i]`, LANES at a time.
+    ///
+    /// # Safety
+    /// Equal lengths, a multiple of LANES; the CPU runs `Self`.
+    unsafe fn add_into(sum: &mut [f32], part: &[f32]);
+}
+
+impl SmallKernel for Portable {
+    #[inline(always)]
+    unsafe fn hsum4(v: [[f32; 8]; 4]) -> [f32; 4] {
+        // SAFETY: portable lanes need nothing.
+        v.map(|v| unsafe { Portable::reduce_add(v) })
+    }
+    unsafe fn dot_unit(job: &DotJob, unit: usize) {
+        // SAFETY: forwarded; portable code.
+        unsafe { dot_unit::<Portable>(job, unit) }
+    }
+    unsafe fn direct_chunk(job: &DirectJob, chunk: usize) {
+        // SAFETY: forwarded; portable code.
+        unsafe { direct_chunk::<Portable>(job, chunk) }
+    }
+    unsafe fn add_into(sum: &mut [f32], part: &[f32]) {
+        // SAFETY: forwarded; portable code.
+        unsafe { add_into::<Portable>(sum, part) }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl SmallKernel for Avx2 {
+    #[inline(always)]
+    unsafe fn hsum4(v: [Self::V; 4]) -> [f32; 4] {
+        use std::arch::x86_64::*;
+        // SAFETY: the CPU runs AVX2 (caller).
+        unsafe {
+            // Pair sums (v0 v0 v1 v1 | …), then (v0 v1 v2 v3 | v0 v1 v2 v3), then the two halves.
+            let h01 = _mm256_hadd_ps(v[0], v[1]);
+            let h23 = _mm256_hadd_ps(v[2], v[3]);
+            let h = _mm256_hadd_ps(h01, h23);
+            let s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h));
+            let mut out = [0.0f32; 4];
+            _mm_storeu_ps(out.as_mut_ptr(), s);
+            out
+        }
+    }
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn dot_unit(job: &DotJob, unit: usize) {
+        // SAFETY: forwarded; AVX2+FMA enabled here.
+        unsafe { dot_unit::<Avx2>(job, unit) }
+    }
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn direct_chunk(job: &DirectJob, chunk: usize) {
+        // SAFETY: forwarded; AVX2+FMA enabled here.
+        unsafe { direct_chunk::<Avx2>(job, chunk) }
+    }
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn add_into(sum: &mut [f32], part: &[f32]) {
+        // SAFETY: forwarded; AVX2 enabled here.
+        unsafe { add_into::<Avx2>(sum, part) }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl SmallKernel for Avx512 {
+    #[inline(always)]
+    unsafe fn hsum4(v: [Self::V; 4]) -> [f32; 4] {
+        // SAFETY: the CPU runs AVX-512 (caller).
+        v.map(|v| unsafe { Avx512::reduce_add(v) })
+    }
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+    unsafe fn dot_unit(job: &DotJob, unit: usize) {
+        // SAFETY: forwarded; AVX-512 enabled here.
+        unsafe { dot_unit::<Avx512>(job, unit) }
+    }
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+    unsafe fn direct_chunk(job: &DirectJob, chunk: usize) {
+        // SAFETY: forwarded; AVX-512 enabled here.
+        unsafe { direct_chunk::<Avx512>(job, chunk) }
+    }
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+    unsafe fn add_into(sum: &mut [f32], part: &[f32]) {
+        // SAFETY: forwarded; AVX-512 enabled here.
+        unsafe { add_into::<Avx512>(sum, part) }
+    }
+}
+
+/// # Safety
+/// As [`SmallKernel::add_into`].
+#[inline(always)]
+unsafe fn add_into<S: Simd>(sum: &mut [f32], part: &[f32]) {
+    debug_assert!(sum.len() == part.len() && sum.len().is_multiple_of(S::LANES));
+    // SAFETY: both slices hold `sum.len()` floats, a multiple of LANES; the CPU runs `S`.
+    unsafe {
+        for v in (0..sum.len()).step_by(S::LANES) {
+            let s = S::add(S::load(sum.as_ptr().add(v)), S::load(part.as_ptr().add(v)));
+            S::store(sum.as_mut_ptr().add(v), s);
+        }
+    }
+}
+
+/// The dot path (module docs).
+///
+/// # Safety
+/// The CPU runs `S`; the views are shape-checked, `m ≤ SMALL_M`, `k ≥ LANES`, B k-contiguous.
+unsafe fn dot_gemm<S: SmallKernel>(par: Par, args: Args) {
+    let Args {
+        alpha,
+        a,
+        b,
+        beta,
+        mut c,
+    } = args;
+    let (m, k, n) = (a.rows(), a.cols(), b.cols());
+    let lanes = S::LANES;
+    debug_assert!(k >= lanes && b.row_stride() == 1);
+    let (full, rem) = (k / lanes, k % lanes);
+    // A row in the scratch: `full` vectors, then (if k has a tail) one vector holding the tail in
+    // its last `rem` lanes and zeros before, lined up with the last LANES floats of a W row.
+    let a_stride = (full + usize::from(rem > 0)) * lanes;
+    with_scratch(&SMALL_SCRATCH, m * a_stride, |scratch| {
+        for (i, row) in scratch.chunks_exact_mut(a_stride).take(m).enumerate() {
+            let main = full * lanes;
+            for (p, x) in row[..main].iter_mut().enumerate() {
+                *x = a.get(i, p);
+            }
+            if rem > 0 {
+                row[main..a_stride - rem].fill(0.0);
+                for (t, x) in row[a_stride - rem..].iter_mut().enumerate() {
+                    *x = a.get(i, k - rem + t);
+                }
+            }
+        }
+        let job = DotJob {
+            m,
+            n,
+            k,
+            a: scratch.as_ptr(),
+            a_stride,
+            b: b.as_ptr(),
+            ldb: b.col_stride(),
+            c: c.as_mut_ptr(),
+            rs_c: c.row_stride(),
+            cs_c: c.col_stride(),
+            alpha,
+            beta,
+        };
+        // SAFETY: the CPU runs `S` (caller); units cover disjoint columns of C.
+        run_chunks(par, n.div_ceil(DOT_UNIT_COLS), |unit| unsafe {
+            S::dot_unit(&job, unit)
+        });
+    });
+}
+
+/// Columns `unit·DOT_UNIT_COLS ..` of a dot product.
+///
+/// # Safety
+/// `job` describes live operands as [`dot_gemm`] builds them; no other thread writes these
+/// columns of C; the CPU runs `S`.
+#[inline(always)]
+unsafe fn dot_unit<S: SmallKernel>(job: &DotJob, unit: usize) {
+    let DotJob {
+        m,
+        n,
+        k,
+        a,
+        a_stride,
+        b,
+        ldb,
+        c,
+        rs_c,
+        cs_c,
+        alpha,
+        beta,
+    } = *job;
+    let lanes = S::LANES;
+    let (full, rem) = (k / lanes, k % lanes);
+    let j0 = unit * DOT_UNIT_COLS;
+    let j1 = n.min(j0 + DOT_UNIT_COLS);
+    // SAFETY: the scratch holds m rows of `a_stride` floats; W rows j < n hold k floats at
+    // stride `ldb`; this unit writes only C's columns j0..j1 (caller).
+    unsafe {
+        // Lanes `< LANES − rem` of a W row's tail window were counted by the main loop.
+        let keep = S::lt(S::splat((lanes - rem) as f32 - 0.5), iota::<S>());
+        for j in (j0..j1).step_by(DOT_COLS) {
+            let w: [*const f32; DOT_COLS] =
+                std::array::from_fn(|t| b.add((j + t).min(n - 1) * ldb));
+            for i in (0..m).step_by(DOT_ROWS) {
+                let x: [*const f32; DOT_ROWS] =
+                    std::array::from_fn(|r| a.add((i + r).min(m - 1) * a_stride));
+                let sums = dot_tile::<S>(full, rem, k, x, w, keep);
+                if cs_c == 1 && i + DOT_ROWS <= m && j + DOT_COLS <= j1 {
+                    // A whole tile of a row-major C: the same roundings as `store_scalar`, in a
+                    // form LLVM turns into 4-lane operations.
+                    for (r, row) in sums.iter().enumerate() {
+                        let out = c.add((i + r) * rs_c + j).cast::<[f32; DOT_COLS]>();
+                        let ab = row.map(|s| alpha * s);
+                        *out = if beta == 0.0 {
+                            ab
+                        } else {
+                            let old = *out;
+                            std::array::from_fn(|t| beta.mul_add(old[t], ab[t]))
+                        };
+                    }
+                    continue;
+                }
+                for (r, row) in sums.iter().enumerate().take(m - i) {
+                    for (t, &s) in row.iter().enumerate().take(j1 - j) {
+                        store_scalar(c.add((i + r) * rs_c + (j + t) * cs_c), alpha, beta, s);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `[0, 1, …, LANES − 1]` as floats.
+///
+/// # Safety
+/// The CPU runs `S`.
+#[inline(always)]
+unsafe fn iota<S: Simd>() -> S::V {
+    const IOTA: [f32; 16] = [
+        0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0,
+    ];
+    debug_assert!(S::LANES <= IOTA.len());
+    // SAFETY: LANES ≤ 16 floats of IOTA are read; the CPU runs `S` (caller).
+    unsafe { S::load(IOTA.as_ptr()) }
+}
+
+/// Dot products of `DOT_ROWS` A rows (scratch layout) with `DOT_COLS` W rows of length k.
+///
+/// # Safety
+/// Each `x[r]` holds `(full + (rem > 0))·LANES` floats, each `w[t]` k floats; `k ≥ LANES`; the
+/// CPU runs `S`.
+#[inline(always)]
+unsafe fn dot_tile<S: SmallKernel>(
+    full: usize,
+    rem: usize,
+    k: usize,
+    x: [*const f32; DOT_ROWS],
+    w: [*const f32; DOT_COLS],
+    keep: S::Mask,
+) -> [[f32; DOT_COLS]; DOT_ROWS] {
+    let lanes = S::LANES;
+    // SAFETY: every load is inside the extents above.
+    unsafe {
+        let mut acc = [[S::zero(); DOT_COLS]; DOT_ROWS];
+        for v in 0..full {
+            let off = v * lanes;
+            let xv: [S::V; DOT_ROWS] = std::array::from_fn(|r| S::load(x[r].add(off)));
+            for t in 0..DOT_COLS {
+                let wv = S::load(w[t].add(off));
+                for r in 0..DOT_ROWS {
+                    acc[r][t] = S::fma(xv[r], wv, acc[r][t]);
+                }
+            }
+        }
+        if rem > 0 {
+            let off = full * lanes;
+            let xv: [S::V; DOT_ROWS] = std::array::from_fn(|r| S::load(x[r].add(off)));
+            for t in 0..DOT_COLS {
+                let wv = S::select(keep, S::load(w[t].add(k - lanes)), S::zero());
+                for r in 0..DOT_ROWS {
+                    acc[r][t] = S::fma(xv[r], wv, acc[r][t]);
+                }
+            }
+        }
+        acc.map(|row| S::hsum4(row))
+    }
+}
+
+/// The direct path (module docs).
+///
+/// # Safety
+/// The CPU runs `S`; the views are shape-checked, `m ≤ SMALL_M`, `2·LANES ≤ n ≤ DIRECT_MAX_N`,
+/// B n-contiguous.
+unsafe fn direct_gemm<S: SmallKernel>(par: Par, args: Args) {
+    let Args {
+        alpha,
+        a,
+        b,
+        beta,
+        mut c,
+    } = args;
+    let (m, k, n) = (a.rows(), a.cols(), b.cols());
+    let nr = DIRECT_NV * S::LANES;
+    debug_assert!(n >= nr && b.col_stride() == 1);
+    let chunks = (k / DIRECT_CHUNK_DEPTH).clamp(1, DIRECT_CHUNKS);
+    let n_full = n - n % nr;
+    // A part row: the whole panels' columns, then the window [n − NR, n) if n has a tail.
+    let width = n_full + if n_full < n { nr } else { 0 };
+    let part_len = m * width;
+    with_scratch(&SMALL_SCRATCH, chunks * part_len, |scratch| {
+        let job = DirectJob {
+            m,
+            n,
+            k,
+            depth: k.div_ceil(chunks),
+            n_full,
+            width,
+            a: a.as_ptr(),
+            rs_a: a.row_stride(),
+            cs_a: a.col_stride(),
+            b: b.as_ptr(),
+            rs_b: b.row_stride(),
+            parts: scratch.as_mut_ptr(),
+        };
+        // SAFETY: the CPU runs `S` (caller); chunks write disjoint parts of the scratch.
+        run_chunks(par, chunks, |chunk| unsafe { S::direct_chunk(&job, chunk) });
+        // Sum the parts in chunk order into part 0, then C ← α·sum + β·C.
+        let (sum, rest) = scratch[..chunks * part_len].split_at_mut(part_len);
+        for part in rest.chunks_exact(part_len) {
+            // SAFETY: equal lengths, multiples of LANES (`width` is a multiple of NR); the CPU
+            // runs `S` (caller).
+            unsafe { S::add_into(sum, part) };
+        }
+        let (rs_c, cs_c) = (c.row_stride(), c.col_stride());
+        let c_ptr = c.as_mut_ptr();
+        for i in 0..m {
+            for j in 0..n {
+                let col = if j < n_full { j } else { j - (n - nr) + n_full };
+                // SAFETY: (i, j) is inside C.
+                unsafe {
+                    store_scalar(
+                        c_ptr.add(i * rs_c + j * cs_c),
+                        alpha,
+                        beta,
+                        sum[i * width + col],
+                    )
+                };
+            }
+        }
+    });
+}
+
+/// Chunk `chunk` of a direct product: `A[:, p0..p1]·B[p0..p1, :]` into its part of the scratch.
+///
+/// # Safety
+/// `job` describes live operands and a scratch of `chunks·m·width` floats as [`direct_gemm`]
+/// builds them; no other thread writes this chunk's part; the CPU runs `S`.
+#[inline(always)]
+unsafe fn direct_chunk<S: SmallKernel>(job: &DirectJob, chunk: usize) {
+    let DirectJob {
+        m,
+        n,
+        k,
+        depth,
+        n_full,
+        width,
+        a,
+        rs_a,
+        cs_a,
+        b,
+        rs_b,
+        parts,
+    } = *job;
+    let nr = DIRECT_NV * S::LANES;
+    let p0 = chunk * depth;
+    let p1 = k.min(p0 + depth);
+    // SAFETY: reads are of A rows < m and columns p0..p1 < k, B rows p0..p1 and columns
+    // col0..col0 + NR ≤ n; writes are to this chunk's part of the scratch only (caller).
+    unsafe {
+        let part = parts.add(chunk * m * width);
+        for kb in (p0..p1).step_by(DIRECT_KC) {
+            let kb_len = DIRECT_KC.min(p1 - kb);
+            let accumulate = kb > p0;
+            for col in (0..width).step_by(nr) {
+                let col0 = if col < n_full { col } else { n - nr };
+                let bp = b.add(kb * rs_b + col0);
+                let mut i = 0;
+                while i < m {
+                    let left = m - i;
+                    // m = 6q + 2 runs its last 8 rows as two 4-row tiles (no wasted rows).
+                    let rows = if left <= DIRECT_TAIL_MR || left == 2 * DIRECT_TAIL_MR {
+                        DIRECT_TAIL_MR
+                    } else {
+                        DIRECT_MR
+                    };
+                    let a_at = |r: usize| a.add((i + r).min(m - 1) * rs_a + kb * cs_a);
+                    let out = part.add(i * width + col);
+                    let valid = rows.min(left);
+                    if rows == DIRECT_MR {
+                        let acc = direct_tile::<S, DIRECT_MR>(
+                            kb_len,
+                            std::array::from_fn(a_at),
+                            cs_a,
+                            bp,
+                            rs_b,
+                        );
+                        store_rows::<S, DIRECT_MR>(&acc, out, width, valid, accumulate);
+                    } else {
+                        let acc = direct_tile::<S, DIRECT_TAIL_MR>(
+                            kb_len,
+                            std::array::from_fn(a_at),
+                            cs_a,
+                            bp,
+                            rs_b,
+                        );
+                        store_rows::<S, DIRECT_TAIL_MR>(&acc, out, width, valid, accumulate);
+                    }
+                    i += rows;
+                }
+            }
+        }
+    }
+}
+
+/// `MR × (DIRECT_NV·LANES)` of `Σ_p A[i, p]·B[p, j]` over `depth` steps, A broadcast from `a[i]`
+/// (step `cs_a`), B rows read at `b` (step `rs_b`).
+///
+/// # Safety
+/// The extents are readable; the CPU runs `S`.
+#[inline(always)]
+unsafe fn direct_tile<S: Simd, const MR: usize>(
+    depth: usize,
+    a: [*const f32; MR],
+    cs_a: usize,
+    b: *const f32,
+    rs_b: usize,
+) -> [[S::V; DIRECT_NV]; MR] {
+    // SAFETY: forwarded.
+    unsafe {
+        let mut acc = [[S::zero(); DIRECT_NV]; MR];
+        let mut b = b;
+        let mut pa = 0;
+        for _ in 0..depth {
+            let b_row: [S::V; DIRECT_NV] = std::array::from_fn(|v| S::load(b.add(v * S::LANES)));
+            for i in 0..MR {
+                let a_i = S::splat(*a[i].add(pa));
+                for v in 0..DIRECT_NV {
+                    acc[i][v] = S::fma(a_i, b_row[v], acc[i][v]);
+                }
+            }
+            pa += cs_a;
+            b = b.add(rs_b);
+        }
+        acc
+    }
+}
+
+/// Stores (or, if `accumulate`, adds) the first `valid` rows of a direct tile to `out` (row
+/// stride `width`).
+///
+/// # Safety
+/// `out` has `valid` writable rows of `DIRECT_NV·LANES` floats; the CPU runs `S`.
+#[inline(always)]
+unsafe fn store_rows<S: Simd, const MR: usize>(
+    acc: &[[S::V; DIRECT_NV]; MR],
+    out: *mut f32,
+    width: usize,
+    valid: usize,
+    accumulate: bool,
+) {
+    for (i, row) in acc.iter().enumerate().take(valid) {
+        for (v, &x) in row.iter().enumerate() {
+            // SAFETY: forwarded.
+            unsafe {
+                let p = out.add(i * width + v * S::LANES);
+                S::store(p, if accumulate { S::add(S::load(p), x) } else { x });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The decoder's two products take the two paths; other shapes keep the packed GEMM.
+    #[test]
+    fn plans_follow_shapes_and_strides() {
+        let w = vec![0.0f32; 8639 * 150];
+        let x = vec![0.0f32; 64 * 8639];
+        let isa = Isa::Scalar;
+        let w_t = MatRef::row_major(&w, 8639, 150).t();
+        let w_rm = MatRef::row_major(&w, 8639, 150);
+        let x32 = MatRef::row_major(&x, 32, 150);
+        let dy = MatRef::row_major(&x, 32, 8639);
+        assert_eq!(plan(isa, &x32, &w_t), Some(Plan::Dot));
+        assert_eq!(plan(isa, &dy, &w_rm), Some(Plan::Direct));
+        // Too many rows, a row-major B too shallow for chunks, a k-contiguous B too deep.
+        assert_eq!(plan(isa, &MatRef::row_major(&x, 65, 150), &w_t), None);
+        assert_eq!(plan(isa, &x32, &MatRef::row_major(&w, 150, 150)), None);
+        let deep_t = MatRef::row_major(&w, 100, 2000).t();
+        assert_eq!(plan(isa, &MatRef::row_major(&x, 32, 2000), &deep_t), None);
+    }
+}
