@@ -314,7 +314,7 @@ fn two_threads_are_bit_identical_to_one() {
     }
 }
 
-/// The small-M paths (`gemm/small.rs`): the dot path (B k-contiguous, `x·Wᵀ`) and the direct
+/// The small-M paths (`gemm/small.rs`): the swapped path (B k-contiguous, `x·Wᵀ`) and the direct
 /// path (B n-contiguous, k ≥ 1,024, `dy·W`), at odd m, n, k, every layout of A and C, β = 0 and
 /// 1, one and two threads; the decoder's shapes among them. The packed route runs the same cases.
 #[test]
@@ -323,7 +323,7 @@ fn small_m_paths_match_reference() {
         .num_threads(2)
         .build()
         .unwrap();
-    // (m, n, k, layout of B): Transposed B takes the dot path, RowMajor B the direct one.
+    // (m, n, k, layout of B): Transposed B takes the swapped path, RowMajor B the direct one.
     let shapes = [
         (32, 301, 150, Layout::Transposed),
         (1, 9, 8, Layout::Transposed),
@@ -387,7 +387,9 @@ fn small_m_paths_are_bit_identical_across_threads() {
             let seq = run(Par::Seq);
             let two = pool.install(|| run(Par::Rayon(2)));
             assert!(
-                seq.iter().zip(&two).all(|(x, y)| x.to_bits() == y.to_bits()),
+                seq.iter()
+                    .zip(&two)
+                    .all(|(x, y)| x.to_bits() == y.to_bits()),
                 "{isa} {m}×{n}×{k}: threads changed the result"
             );
         }

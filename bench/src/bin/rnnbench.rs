@@ -175,7 +175,10 @@ fn gemm_command(args: &GemmArgs) {
             gemm::Route::Auto
         };
         let samples = pool.install(|| {
-            interleaved(args.reps.max(1), &mut [&mut || run_route(&mut c_recur, route)])
+            interleaved(
+                args.reps.max(1),
+                &mut [&mut || run_route(&mut c_recur, route)],
+            )
         });
         let recur_t = summarise(&samples[0]);
         Record::new("gemm")

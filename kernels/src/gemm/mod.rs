@@ -101,15 +101,6 @@ pub fn sgemm_route(
     driver::gemm(&kernel, par, alpha, a, driver::BOperand::View(b), beta, c);
 }
 
-/// The small-M path `sgemm` takes for these operands on `isa`, if any (tests check each path).
-#[cfg(test)]
-pub(crate) fn small_plan(isa: Isa, a: &MatRef, b: &MatRef) -> Option<&'static str> {
-    small::plan(isa, a, b).map(|plan| match plan {
-        small::Plan::Dot => "dot",
-        small::Plan::Direct => "direct",
-    })
-}
-
 /// Checks that `A` (m × k), `B` (`b_rows × b_cols`) and `C` agree.
 #[track_caller]
 pub(crate) fn check_gemm_shapes(a: &MatRef, b_rows: usize, b_cols: usize, c: &MatMut) {

@@ -4,12 +4,13 @@
 //! pack it, then reads it again — for the decoder's 8,639 × 150 weight that is most of the call's
 //! memory traffic. Two paths read B in place instead:
 //!
-//! - **Dot** (`B` k-contiguous, i.e. `B = Wᵀ` of a row-major W): a tile of [`DOT_ROWS`] rows of
-//!   A × [`DOT_COLS`] columns of B (rows of W) keeps one accumulator vector per output along k and
-//!   sums its lanes at the end. A is copied once per call into a scratch whose k tail is
-//!   zero-prefixed, and the tail of each W row is read as the *last* `LANES` floats of the row
-//!   with the already-counted lanes zeroed by a select (no masked loads: `vmaskmovps` is slow on
-//!   Zen 3). Work units: [`DOT_UNIT_COLS`] columns of C.
+//! - **Swapped** (`B` k-contiguous, i.e. `B = Wᵀ` of a row-major W): computes `Cᵀ = W·Aᵀ` with
+//!   the broadcast × vector register tile: [`DIRECT_MR`] rows of W broadcast in place, `2·LANES`
+//!   rows of A as vectors from a once-per-call copy of `Aᵀ` (`k × m`, zero-padded columns), and
+//!   the tile written transposed into C. Work units: [`SWAP_UNIT_COLS`] columns of C. (A dot
+//!   tile — W rows and A rows both as vectors along k, lanes summed at the end — was measured
+//!   first: no faster than the packed path at k = 150, the lane sums and the k tail cost what
+//!   packing saved.)
 //! - **Direct** (`B` n-contiguous, row-major): the usual broadcast × vector register tile, A
 //!   broadcast from its rows and B rows read in place. k is cut into at most [`DIRECT_CHUNKS`]
 //!   fixed chunks (the work units), each writing its partial product to a scratch; the partials
@@ -32,14 +33,10 @@ use crate::{Isa, Par};
 
 /// Largest m either path takes (measured: `rnnbench gemm`; see README.md).
 pub(crate) const SMALL_M: usize = 64;
-/// Rows of A per dot tile (held in registers along k).
-const DOT_ROWS: usize = 3;
-/// Columns of C (rows of W) per dot tile, streamed past the A rows.
-const DOT_COLS: usize = 4;
-/// Columns of C per dot work unit.
-const DOT_UNIT_COLS: usize = 128;
-/// Largest k of the dot path: the copied A (`m·k` floats) stays in L2.
-const DOT_MAX_K: usize = 1024;
+/// Columns of C (rows of W) per swapped work unit (a multiple of `DIRECT_MR`).
+const SWAP_UNIT_COLS: usize = 96;
+/// Largest k of the swapped path: the copied `Aᵀ` (`k·m` floats) stays in L1/L2.
+const SWAP_MAX_K: usize = 1024;
 /// Register tile of the direct path: `DIRECT_MR` rows × `2·LANES` columns.
 const DIRECT_MR: usize = 6;
 /// The short tile for the last rows (`m mod 6 ∈ 1..=4`).
@@ -58,7 +55,7 @@ const DIRECT_MAX_N: usize = 512;
 /// Which small-M path a product takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Plan {
-    Dot,
+    Swapped,
     Direct,
 }
 
@@ -69,13 +66,10 @@ pub(crate) fn plan(isa: Isa, a: &MatRef, b: &MatRef) -> Option<Plan> {
     if m == 0 || n == 0 || m > SMALL_M {
         return None;
     }
-    if b.row_stride() == 1 && k >= lanes && k <= DOT_MAX_K && b.col_stride() != 1 {
-        return Some(Plan::Dot);
+    if b.row_stride() == 1 && k <= SWAP_MAX_K && b.col_stride() != 1 {
+        return Some(Plan::Swapped);
     }
-    if b.col_stride() == 1
-        && n >= DIRECT_NV * lanes
-        && n <= DIRECT_MAX_N
-        && k >= DIRECT_CHUNK_DEPTH
+    if b.col_stride() == 1 && n >= DIRECT_NV * lanes && n <= DIRECT_MAX_N && k >= DIRECT_CHUNK_DEPTH
     {
         return Some(Plan::Direct);
     }
@@ -95,7 +89,7 @@ fn lanes(isa: Isa) -> usize {
 }
 
 thread_local! {
-    /// The copied A of a dot product, or the partial products of a direct one.
+    /// The copied `Aᵀ` of a swapped product, or the partial products of a direct one.
     static SMALL_SCRATCH: RefCell<AlignedBuf> = RefCell::default();
 }
 
@@ -122,14 +116,14 @@ pub(crate) fn gemm(
     // SAFETY: `isa` is available (caller); each instance requires exactly that.
     unsafe {
         match (isa, plan) {
-            (Isa::Scalar, Plan::Dot) => dot_gemm::<Portable>(par, args),
+            (Isa::Scalar, Plan::Swapped) => swapped_gemm::<Portable>(par, args),
             (Isa::Scalar, Plan::Direct) => direct_gemm::<Portable>(par, args),
             #[cfg(target_arch = "x86_64")]
-            (Isa::Avx2, Plan::Dot) => dot_gemm::<Avx2>(par, args),
+            (Isa::Avx2, Plan::Swapped) => swapped_gemm::<Avx2>(par, args),
             #[cfg(target_arch = "x86_64")]
             (Isa::Avx2, Plan::Direct) => direct_gemm::<Avx2>(par, args),
             #[cfg(target_arch = "x86_64")]
-            (Isa::Avx512, Plan::Dot) => dot_gemm::<Avx512>(par, args),
+            (Isa::Avx512, Plan::Swapped) => swapped_gemm::<Avx512>(par, args),
             #[cfg(target_arch = "x86_64")]
             (Isa::Avx512, Plan::Direct) => direct_gemm::<Avx512>(par, args),
             #[cfg(not(target_arch = "x86_64"))]
@@ -154,16 +148,22 @@ struct Args<'a> {
 unsafe fn store_scalar(c: *mut f32, alpha: f32, beta: f32, s: f32) {
     let ab = alpha * s;
     // SAFETY: forwarded.
-    unsafe { *c = if beta == 0.0 { ab } else { beta.mul_add(*c, ab) } };
+    unsafe {
+        *c = if beta == 0.0 {
+            ab
+        } else {
+            beta.mul_add(*c, ab)
+        }
+    };
 }
 
-/// One dot product, shared by its work units (each writes its own columns of C).
+/// One swapped product, shared by its work units (each writes its own columns of C).
 #[derive(Clone, Copy)]
-struct DotJob {
+struct SwapJob {
     m: usize,
     n: usize,
     k: usize,
-    /// A copied: m rows of `a_stride` floats (module docs: the k tail is zero-prefixed).
+    /// `Aᵀ` copied: k rows of `a_stride` floats (columns ≥ m zero).
     a: *const f32,
     a_stride: usize,
     /// B = Wᵀ: row j of W (column j of B) at `b + j·ldb`, k contiguous floats.
@@ -197,24 +197,18 @@ struct DirectJob {
 }
 
 // SAFETY: the jobs are read-only descriptions of disjoint work; the pointers they carry are used
-// by each unit for its own part of the output only (see `dot_unit`, `direct_chunk`), and the
+// by each unit for its own part of the output only (see `swapped_unit`, `direct_chunk`), and the
 // borrowed operands outlive the `run_chunks` scope that shares them.
-unsafe impl Sync for DotJob {}
+unsafe impl Sync for SwapJob {}
 // SAFETY: as above.
 unsafe impl Sync for DirectJob {}
 
-/// The ISA-specific pieces: the four-way horizontal sum, and `#[target_feature]` entry points for
-/// the work units (a closure does not inherit its enclosing function's target features, so every
+/// The ISA's `#[target_feature]` entry points for the work units (a closure does not inherit its enclosing function's target features, so every
 /// unit enters the ISA through one of these).
 trait SmallKernel: Simd {
-    /// The lane sums of four vectors.
-    ///
     /// # Safety
-    /// The CPU runs `Self`.
-    unsafe fn hsum4(v: [Self::V; 4]) -> [f32; 4];
-    /// # Safety
-    /// As [`dot_unit`].
-    unsafe fn dot_unit(job: &DotJob, unit: usize);
+    /// As [`swapped_unit`].
+    unsafe fn swapped_unit(job: &SwapJob, unit: usize);
     /// # Safety
     /// As [`direct_chunk`].
     unsafe fn direct_chunk(job: &DirectJob, chunk: usize);
@@ -226,14 +220,9 @@ trait SmallKernel: Simd {
 }
 
 impl SmallKernel for Portable {
-    #[inline(always)]
-    unsafe fn hsum4(v: [[f32; 8]; 4]) -> [f32; 4] {
-        // SAFETY: portable lanes need nothing.
-        v.map(|v| unsafe { Portable::reduce_add(v) })
-    }
-    unsafe fn dot_unit(job: &DotJob, unit: usize) {
+    unsafe fn swapped_unit(job: &SwapJob, unit: usize) {
         // SAFETY: forwarded; portable code.
-        unsafe { dot_unit::<Portable>(job, unit) }
+        unsafe { swapped_unit::<Portable>(job, unit) }
     }
     unsafe fn direct_chunk(job: &DirectJob, chunk: usize) {
         // SAFETY: forwarded; portable code.
@@ -247,25 +236,10 @@ impl SmallKernel for Portable {
 
 #[cfg(target_arch = "x86_64")]
 impl SmallKernel for Avx2 {
-    #[inline(always)]
-    unsafe fn hsum4(v: [Self::V; 4]) -> [f32; 4] {
-        use std::arch::x86_64::*;
-        // SAFETY: the CPU runs AVX2 (caller).
-        unsafe {
-            // Pair sums (v0 v0 v1 v1 | …), then (v0 v1 v2 v3 | v0 v1 v2 v3), then the two halves.
-            let h01 = _mm256_hadd_ps(v[0], v[1]);
-            let h23 = _mm256_hadd_ps(v[2], v[3]);
-            let h = _mm256_hadd_ps(h01, h23);
-            let s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h));
-            let mut out = [0.0f32; 4];
-            _mm_storeu_ps(out.as_mut_ptr(), s);
-            out
-        }
-    }
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn dot_unit(job: &DotJob, unit: usize) {
+    unsafe fn swapped_unit(job: &SwapJob, unit: usize) {
         // SAFETY: forwarded; AVX2+FMA enabled here.
-        unsafe { dot_unit::<Avx2>(job, unit) }
+        unsafe { swapped_unit::<Avx2>(job, unit) }
     }
     #[target_feature(enable = "avx2,fma")]
     unsafe fn direct_chunk(job: &DirectJob, chunk: usize) {
@@ -281,15 +255,10 @@ impl SmallKernel for Avx2 {
 
 #[cfg(target_arch = "x86_64")]
 impl SmallKernel for Avx512 {
-    #[inline(always)]
-    unsafe fn hsum4(v: [Self::V; 4]) -> [f32; 4] {
-        // SAFETY: the CPU runs AVX-512 (caller).
-        v.map(|v| unsafe { Avx512::reduce_add(v) })
-    }
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-    unsafe fn dot_unit(job: &DotJob, unit: usize) {
+    unsafe fn swapped_unit(job: &SwapJob, unit: usize) {
         // SAFETY: forwarded; AVX-512 enabled here.
-        unsafe { dot_unit::<Avx512>(job, unit) }
+        unsafe { swapped_unit::<Avx512>(job, unit) }
     }
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
     unsafe fn direct_chunk(job: &DirectJob, chunk: usize) {
@@ -317,11 +286,11 @@ unsafe fn add_into<S: Simd>(sum: &mut [f32], part: &[f32]) {
     }
 }
 
-/// The dot path (module docs).
+/// The swapped path (module docs).
 ///
 /// # Safety
-/// The CPU runs `S`; the views are shape-checked, `m ≤ SMALL_M`, `k ≥ LANES`, B k-contiguous.
-unsafe fn dot_gemm<S: SmallKernel>(par: Par, args: Args) {
+/// The CPU runs `S`; the views are shape-checked, `m ≤ SMALL_M`, B k-contiguous.
+unsafe fn swapped_gemm<S: SmallKernel>(par: Par, args: Args) {
     let Args {
         alpha,
         a,
@@ -330,26 +299,16 @@ unsafe fn dot_gemm<S: SmallKernel>(par: Par, args: Args) {
         mut c,
     } = args;
     let (m, k, n) = (a.rows(), a.cols(), b.cols());
-    let lanes = S::LANES;
-    debug_assert!(k >= lanes && b.row_stride() == 1);
-    let (full, rem) = (k / lanes, k % lanes);
-    // A row in the scratch: `full` vectors, then (if k has a tail) one vector holding the tail in
-    // its last `rem` lanes and zeros before, lined up with the last LANES floats of a W row.
-    let a_stride = (full + usize::from(rem > 0)) * lanes;
-    with_scratch(&SMALL_SCRATCH, m * a_stride, |scratch| {
-        for (i, row) in scratch.chunks_exact_mut(a_stride).take(m).enumerate() {
-            let main = full * lanes;
-            for (p, x) in row[..main].iter_mut().enumerate() {
+    debug_assert!(b.row_stride() == 1);
+    let a_stride = m.next_multiple_of(DIRECT_NV * S::LANES);
+    with_scratch(&SMALL_SCRATCH, k * a_stride, |scratch| {
+        for (p, row) in scratch.chunks_exact_mut(a_stride).take(k).enumerate() {
+            for (i, x) in row[..m].iter_mut().enumerate() {
                 *x = a.get(i, p);
             }
-            if rem > 0 {
-                row[main..a_stride - rem].fill(0.0);
-                for (t, x) in row[a_stride - rem..].iter_mut().enumerate() {
-                    *x = a.get(i, k - rem + t);
-                }
-            }
+            row[m..].fill(0.0);
         }
-        let job = DotJob {
+        let job = SwapJob {
             m,
             n,
             k,
@@ -364,20 +323,20 @@ unsafe fn dot_gemm<S: SmallKernel>(par: Par, args: Args) {
             beta,
         };
         // SAFETY: the CPU runs `S` (caller); units cover disjoint columns of C.
-        run_chunks(par, n.div_ceil(DOT_UNIT_COLS), |unit| unsafe {
-            S::dot_unit(&job, unit)
+        run_chunks(par, n.div_ceil(SWAP_UNIT_COLS), |unit| unsafe {
+            S::swapped_unit(&job, unit)
         });
     });
 }
 
-/// Columns `unit·DOT_UNIT_COLS ..` of a dot product.
+/// Columns `unit·SWAP_UNIT_COLS ..` of a swapped product.
 ///
 /// # Safety
-/// `job` describes live operands as [`dot_gemm`] builds them; no other thread writes these
+/// `job` describes live operands as [`swapped_gemm`] builds them; no other thread writes these
 /// columns of C; the CPU runs `S`.
 #[inline(always)]
-unsafe fn dot_unit<S: SmallKernel>(job: &DotJob, unit: usize) {
-    let DotJob {
+unsafe fn swapped_unit<S: SmallKernel>(job: &SwapJob, unit: usize) {
+    let SwapJob {
         m,
         n,
         k,
@@ -391,100 +350,32 @@ unsafe fn dot_unit<S: SmallKernel>(job: &DotJob, unit: usize) {
         alpha,
         beta,
     } = *job;
-    let lanes = S::LANES;
-    let (full, rem) = (k / lanes, k % lanes);
-    let j0 = unit * DOT_UNIT_COLS;
-    let j1 = n.min(j0 + DOT_UNIT_COLS);
-    // SAFETY: the scratch holds m rows of `a_stride` floats; W rows j < n hold k floats at
-    // stride `ldb`; this unit writes only C's columns j0..j1 (caller).
+    let nr = DIRECT_NV * S::LANES;
+    let j0 = unit * SWAP_UNIT_COLS;
+    let j1 = n.min(j0 + SWAP_UNIT_COLS);
+    // SAFETY: W rows j < n hold k floats at stride `ldb`; the copy holds k rows of `a_stride`
+    // floats; this unit writes only C's columns j0..j1 (caller).
     unsafe {
-        // Lanes `< LANES − rem` of a W row's tail window were counted by the main loop.
-        let keep = S::lt(S::splat((lanes - rem) as f32 - 0.5), iota::<S>());
-        for j in (j0..j1).step_by(DOT_COLS) {
-            let w: [*const f32; DOT_COLS] =
-                std::array::from_fn(|t| b.add((j + t).min(n - 1) * ldb));
-            for i in (0..m).step_by(DOT_ROWS) {
-                let x: [*const f32; DOT_ROWS] =
-                    std::array::from_fn(|r| a.add((i + r).min(m - 1) * a_stride));
-                let sums = dot_tile::<S>(full, rem, k, x, w, keep);
-                if cs_c == 1 && i + DOT_ROWS <= m && j + DOT_COLS <= j1 {
-                    // A whole tile of a row-major C: the same roundings as `store_scalar`, in a
-                    // form LLVM turns into 4-lane operations.
-                    for (r, row) in sums.iter().enumerate() {
-                        let out = c.add((i + r) * rs_c + j).cast::<[f32; DOT_COLS]>();
-                        let ab = row.map(|s| alpha * s);
-                        *out = if beta == 0.0 {
-                            ab
-                        } else {
-                            let old = *out;
-                            std::array::from_fn(|t| beta.mul_add(old[t], ab[t]))
-                        };
+        for j in (j0..j1).step_by(DIRECT_MR) {
+            let w: [*const f32; DIRECT_MR] =
+                std::array::from_fn(|r| b.add((j + r).min(n - 1) * ldb));
+            let cols = DIRECT_MR.min(j1 - j);
+            for i0 in (0..m).step_by(nr) {
+                let acc = direct_tile::<S, DIRECT_MR>(k, w, 1, a.add(i0), a_stride);
+                // acc[r] holds C[i0.., j + r]: write it down the column.
+                let mut tile = [[0.0f32; 2 * 16]; DIRECT_MR];
+                for (r, row) in acc.iter().enumerate() {
+                    for (v, &x) in row.iter().enumerate() {
+                        S::store(tile[r].as_mut_ptr().add(v * S::LANES), x);
                     }
-                    continue;
                 }
-                for (r, row) in sums.iter().enumerate().take(m - i) {
-                    for (t, &s) in row.iter().enumerate().take(j1 - j) {
-                        store_scalar(c.add((i + r) * rs_c + (j + t) * cs_c), alpha, beta, s);
+                for i in 0..nr.min(m - i0) {
+                    for (r, row) in tile.iter().enumerate().take(cols) {
+                        store_scalar(c.add((i0 + i) * rs_c + (j + r) * cs_c), alpha, beta, row[i]);
                     }
                 }
             }
         }
-    }
-}
-
-/// `[0, 1, …, LANES − 1]` as floats.
-///
-/// # Safety
-/// The CPU runs `S`.
-#[inline(always)]
-unsafe fn iota<S: Simd>() -> S::V {
-    const IOTA: [f32; 16] = [
-        0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0,
-    ];
-    debug_assert!(S::LANES <= IOTA.len());
-    // SAFETY: LANES ≤ 16 floats of IOTA are read; the CPU runs `S` (caller).
-    unsafe { S::load(IOTA.as_ptr()) }
-}
-
-/// Dot products of `DOT_ROWS` A rows (scratch layout) with `DOT_COLS` W rows of length k.
-///
-/// # Safety
-/// Each `x[r]` holds `(full + (rem > 0))·LANES` floats, each `w[t]` k floats; `k ≥ LANES`; the
-/// CPU runs `S`.
-#[inline(always)]
-unsafe fn dot_tile<S: SmallKernel>(
-    full: usize,
-    rem: usize,
-    k: usize,
-    x: [*const f32; DOT_ROWS],
-    w: [*const f32; DOT_COLS],
-    keep: S::Mask,
-) -> [[f32; DOT_COLS]; DOT_ROWS] {
-    let lanes = S::LANES;
-    // SAFETY: every load is inside the extents above.
-    unsafe {
-        let mut acc = [[S::zero(); DOT_COLS]; DOT_ROWS];
-        for v in 0..full {
-            let off = v * lanes;
-            let xv: [S::V; DOT_ROWS] = std::array::from_fn(|r| S::load(x[r].add(off)));
-            for t in 0..DOT_COLS {
-                let wv = S::load(w[t].add(off));
-                for r in 0..DOT_ROWS {
-                    acc[r][t] = S::fma(xv[r], wv, acc[r][t]);
-                }
-            }
-        }
-        if rem > 0 {
-            let off = full * lanes;
-            let xv: [S::V; DOT_ROWS] = std::array::from_fn(|r| S::load(x[r].add(off)));
-            for t in 0..DOT_COLS {
-                let wv = S::select(keep, S::load(w[t].add(k - lanes)), S::zero());
-                for r in 0..DOT_ROWS {
-                    acc[r][t] = S::fma(xv[r], wv, acc[r][t]);
-                }
-            }
-        }
-        acc.map(|row| S::hsum4(row))
     }
 }
 
@@ -695,7 +586,7 @@ mod tests {
         let w_rm = MatRef::row_major(&w, 8639, 150);
         let x32 = MatRef::row_major(&x, 32, 150);
         let dy = MatRef::row_major(&x, 32, 8639);
-        assert_eq!(plan(isa, &x32, &w_t), Some(Plan::Dot));
+        assert_eq!(plan(isa, &x32, &w_t), Some(Plan::Swapped));
         assert_eq!(plan(isa, &dy, &w_rm), Some(Plan::Direct));
         // Too many rows, a row-major B too shallow for chunks, a k-contiguous B too deep.
         assert_eq!(plan(isa, &MatRef::row_major(&x, 65, 150), &w_t), None);
