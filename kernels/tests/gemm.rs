@@ -326,10 +326,11 @@ fn small_m_paths_match_reference() {
     // (m, n, k, layout of B): Transposed B takes the swapped path, RowMajor B the direct one.
     let shapes = [
         (32, 301, 150, Layout::Transposed),
-        (1, 9, 8, Layout::Transposed),
-        (5, 4, 17, Layout::Transposed),
-        (64, 130, 33, Layout::Transposed),
-        (13, 131, 1024, Layout::Transposed),
+        (16, 9, 8, Layout::Transposed),
+        (16, 4, 17, Layout::Transposed),
+        (32, 130, 33, Layout::Transposed),
+        (16, 131, 1024, Layout::Transposed),
+        (32, 1, 3, Layout::Transposed),
         (32, 150, 2071, Layout::RowMajor),
         (7, 33, 1025, Layout::RowMajor),
         (1, 16, 1500, Layout::RowMajor),

@@ -4,7 +4,7 @@
 //! pack it, then reads it again — for the decoder's 8,639 × 150 weight that is most of the call's
 //! memory traffic. Two paths read B in place instead:
 //!
-//! - **Swapped** (`B` k-contiguous, i.e. `B = Wᵀ` of a row-major W): computes `Cᵀ = W·Aᵀ` with
+//! - **Swapped** (`B` k-contiguous, i.e. `B = Wᵀ` of a row-major W; m = 16 or 32): computes `Cᵀ = W·Aᵀ` with
 //!   the broadcast × vector register tile: [`DIRECT_MR`] rows of W broadcast in place, `2·LANES`
 //!   rows of A as vectors from a once-per-call copy of `Aᵀ` (`k × m`, zero-padded columns), and
 //!   the tile written transposed into C. Work units: [`SWAP_UNIT_COLS`] columns of C. (A dot
@@ -22,6 +22,7 @@
 //! are bit-identical for every [`Par`].
 
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 
 use super::driver::{run_chunks, with_scratch};
 use super::pack::AlignedBuf;
@@ -35,6 +36,11 @@ use crate::{Isa, Par};
 pub(crate) const SMALL_M: usize = 64;
 /// Columns of C (rows of W) per swapped work unit (a multiple of `DIRECT_MR`).
 const SWAP_UNIT_COLS: usize = 96;
+/// The swapped path takes m = NR and 2·NR only (16 and 32 on AVX2): its tile spans NR rows of A,
+/// so other m waste lanes, and measured against the packed path (`rnnbench gemm --bt`, n = 8,639,
+/// k = 150, on-CPU time) it won at m = 16 and 32 (0.86×, 0.89×), lost at m = 1 and 24 (1.25×,
+/// 1.14×) and tied at 48 and 64.
+const SWAP_MAX_M: usize = 32;
 /// Largest k of the swapped path: the copied `Aᵀ` (`k·m` floats) stays in L1/L2.
 const SWAP_MAX_K: usize = 1024;
 /// Register tile of the direct path: `DIRECT_MR` rows × `2·LANES` columns.
@@ -43,6 +49,8 @@ const DIRECT_MR: usize = 6;
 const DIRECT_TAIL_MR: usize = 4;
 /// Vectors per row of a direct tile.
 const DIRECT_NV: usize = 2;
+/// Widest direct tile of any ISA (`DIRECT_NV` AVX-512 vectors).
+const MAX_NR: usize = DIRECT_NV * 16;
 /// k per block inside a direct chunk: the B panel (`DIRECT_KC × NR` read in place, 16 KiB on
 /// AVX2) stays in L1 while every row tile of A passes it.
 const DIRECT_KC: usize = 256;
@@ -66,7 +74,13 @@ pub(crate) fn plan(isa: Isa, a: &MatRef, b: &MatRef) -> Option<Plan> {
     if m == 0 || n == 0 || m > SMALL_M {
         return None;
     }
-    if b.row_stride() == 1 && k <= SWAP_MAX_K && b.col_stride() != 1 {
+    let nr = DIRECT_NV * lanes;
+    if b.row_stride() == 1
+        && b.col_stride() != 1
+        && m.is_multiple_of(nr)
+        && m <= SWAP_MAX_M
+        && k <= SWAP_MAX_K
+    {
         return Some(Plan::Swapped);
     }
     if b.col_stride() == 1 && n >= DIRECT_NV * lanes && n <= DIRECT_MAX_N && k >= DIRECT_CHUNK_DEPTH
@@ -353,25 +367,41 @@ unsafe fn swapped_unit<S: SmallKernel>(job: &SwapJob, unit: usize) {
     let nr = DIRECT_NV * S::LANES;
     let j0 = unit * SWAP_UNIT_COLS;
     let j1 = n.min(j0 + SWAP_UNIT_COLS);
+    debug_assert!(nr <= MAX_NR);
     // SAFETY: W rows j < n hold k floats at stride `ldb`; the copy holds k rows of `a_stride`
     // floats; this unit writes only C's columns j0..j1 (caller).
     unsafe {
+        let alpha_v = S::splat(alpha);
         for j in (j0..j1).step_by(DIRECT_MR) {
             let w: [*const f32; DIRECT_MR] =
                 std::array::from_fn(|r| b.add((j + r).min(n - 1) * ldb));
             let cols = DIRECT_MR.min(j1 - j);
             for i0 in (0..m).step_by(nr) {
                 let acc = direct_tile::<S, DIRECT_MR>(k, w, 1, a.add(i0), a_stride);
-                // acc[r] holds C[i0.., j + r]: write it down the column.
-                let mut tile = [[0.0f32; 2 * 16]; DIRECT_MR];
+                // acc[r] holds C[i0.., j + r]: scale by α in registers, then write it down the
+                // columns (the roundings of `store_scalar`).
+                let mut tile = MaybeUninit::<[[f32; MAX_NR]; DIRECT_MR]>::uninit();
+                let tile_ptr = tile.as_mut_ptr().cast::<f32>();
                 for (r, row) in acc.iter().enumerate() {
                     for (v, &x) in row.iter().enumerate() {
-                        S::store(tile[r].as_mut_ptr().add(v * S::LANES), x);
+                        let ab = S::mul(alpha_v, x);
+                        S::store(tile_ptr.add(r * MAX_NR + v * S::LANES), ab);
                     }
                 }
-                for i in 0..nr.min(m - i0) {
-                    for (r, row) in tile.iter().enumerate().take(cols) {
-                        store_scalar(c.add((i0 + i) * rs_c + (j + r) * cs_c), alpha, beta, row[i]);
+                let rows = nr.min(m - i0);
+                let out = c.add(i0 * rs_c + j * cs_c);
+                if beta == 0.0 {
+                    for i in 0..rows {
+                        for r in 0..cols {
+                            *out.add(i * rs_c + r * cs_c) = *tile_ptr.add(r * MAX_NR + i);
+                        }
+                    }
+                } else {
+                    for i in 0..rows {
+                        for r in 0..cols {
+                            let p = out.add(i * rs_c + r * cs_c);
+                            *p = beta.mul_add(*p, *tile_ptr.add(r * MAX_NR + i));
+                        }
                     }
                 }
             }
@@ -590,6 +620,12 @@ mod tests {
         assert_eq!(plan(isa, &dy, &w_rm), Some(Plan::Direct));
         // Too many rows, a row-major B too shallow for chunks, a k-contiguous B too deep.
         assert_eq!(plan(isa, &MatRef::row_major(&x, 65, 150), &w_t), None);
+        assert_eq!(plan(isa, &MatRef::row_major(&x, 24, 150), &w_t), None);
+        assert_eq!(plan(isa, &MatRef::row_major(&x, 1, 150), &w_t), None);
+        assert_eq!(
+            plan(isa, &MatRef::row_major(&x, 1, 8639), &w_rm),
+            Some(Plan::Direct)
+        );
         assert_eq!(plan(isa, &x32, &MatRef::row_major(&w, 150, 150)), None);
         let deep_t = MatRef::row_major(&w, 100, 2000).t();
         assert_eq!(plan(isa, &MatRef::row_major(&x, 32, 2000), &deep_t), None);
