@@ -233,58 +233,35 @@ trait SmallKernel: Simd {
     unsafe fn add_into(sum: &mut [f32], part: &[f32]);
 }
 
-impl SmallKernel for Portable {
-    unsafe fn swapped_unit(job: &SwapJob, unit: usize) {
-        // SAFETY: forwarded; portable code.
-        unsafe { swapped_unit::<Portable>(job, unit) }
-    }
-    unsafe fn direct_chunk(job: &DirectJob, chunk: usize) {
-        // SAFETY: forwarded; portable code.
-        unsafe { direct_chunk::<Portable>(job, chunk) }
-    }
-    unsafe fn add_into(sum: &mut [f32], part: &[f32]) {
-        // SAFETY: forwarded; portable code.
-        unsafe { add_into::<Portable>(sum, part) }
-    }
+/// Implements [`SmallKernel`] for one ISA: each entry point enables the ISA's features and runs
+/// the generic body, inlined for them.
+macro_rules! small_kernel {
+    ($simd:ty $(, $features:literal)?) => {
+        impl SmallKernel for $simd {
+            $(#[target_feature(enable = $features)])?
+            unsafe fn swapped_unit(job: &SwapJob, unit: usize) {
+                // SAFETY: forwarded; the ISA's features are enabled here.
+                unsafe { swapped_unit::<$simd>(job, unit) }
+            }
+            $(#[target_feature(enable = $features)])?
+            unsafe fn direct_chunk(job: &DirectJob, chunk: usize) {
+                // SAFETY: forwarded; the ISA's features are enabled here.
+                unsafe { direct_chunk::<$simd>(job, chunk) }
+            }
+            $(#[target_feature(enable = $features)])?
+            unsafe fn add_into(sum: &mut [f32], part: &[f32]) {
+                // SAFETY: forwarded; the ISA's features are enabled here.
+                unsafe { add_into::<$simd>(sum, part) }
+            }
+        }
+    };
 }
 
+small_kernel!(Portable);
 #[cfg(target_arch = "x86_64")]
-impl SmallKernel for Avx2 {
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn swapped_unit(job: &SwapJob, unit: usize) {
-        // SAFETY: forwarded; AVX2+FMA enabled here.
-        unsafe { swapped_unit::<Avx2>(job, unit) }
-    }
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn direct_chunk(job: &DirectJob, chunk: usize) {
-        // SAFETY: forwarded; AVX2+FMA enabled here.
-        unsafe { direct_chunk::<Avx2>(job, chunk) }
-    }
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn add_into(sum: &mut [f32], part: &[f32]) {
-        // SAFETY: forwarded; AVX2 enabled here.
-        unsafe { add_into::<Avx2>(sum, part) }
-    }
-}
-
+small_kernel!(Avx2, "avx2,fma");
 #[cfg(target_arch = "x86_64")]
-impl SmallKernel for Avx512 {
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-    unsafe fn swapped_unit(job: &SwapJob, unit: usize) {
-        // SAFETY: forwarded; AVX-512 enabled here.
-        unsafe { swapped_unit::<Avx512>(job, unit) }
-    }
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-    unsafe fn direct_chunk(job: &DirectJob, chunk: usize) {
-        // SAFETY: forwarded; AVX-512 enabled here.
-        unsafe { direct_chunk::<Avx512>(job, chunk) }
-    }
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-    unsafe fn add_into(sum: &mut [f32], part: &[f32]) {
-        // SAFETY: forwarded; AVX-512 enabled here.
-        unsafe { add_into::<Avx512>(sum, part) }
-    }
-}
+small_kernel!(Avx512, "avx512f,avx512bw,avx512vl,avx2,fma");
 
 /// # Safety
 /// As [`SmallKernel::add_into`].
