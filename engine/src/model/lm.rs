@@ -122,6 +122,9 @@ pub struct LmGrads {
     /// `decoder` holds stale values that the next [`LanguageModel::train_step`] overwrites
     /// rather than accumulates into (see [`LmGrads::reset_written`]).
     decoder_stale: bool,
+    /// `decoder.d_weight` holds exactly the last `train_step`'s `dyᵀ·x` (it overwrote it), so
+    /// [`LanguageModel::decoder_weight_grad_finite`] may bound it from that step's operands.
+    decoder_overwritten: bool,
 }
 
 impl LmGrads {
@@ -134,6 +137,7 @@ impl LmGrads {
         self.rnn.zero();
         self.decoder.zero();
         self.decoder_stale = false;
+        self.decoder_overwritten = false;
     }
 
     /// Sets every gradient to zero after [`LanguageModel::train_step`] calls, clearing only the
@@ -144,6 +148,7 @@ impl LmGrads {
         self.zero_written_except_decoder();
         self.decoder.zero();
         self.decoder_stale = false;
+        self.decoder_overwritten = false;
     }
 
     /// [`LmGrads::zero_written`] for a caller that reads the gradients only after the next
@@ -173,7 +178,8 @@ impl LmGrads {
 
     /// How the next decoder backward writes its gradient (and marks it written).
     fn take_decoder_write(&mut self) -> GradWrite {
-        if std::mem::take(&mut self.decoder_stale) {
+        self.decoder_overwritten = std::mem::take(&mut self.decoder_stale);
+        if self.decoder_overwritten {
             GradWrite::Overwrite
         } else {
             GradWrite::Accumulate
@@ -190,6 +196,13 @@ impl LmGrads {
     /// one, V·H floats) in chunks on the rayon pool under [`Par::Rayon`]. Same answer for any
     /// `par`.
     pub fn written_all_finite_par(&self, par: Par) -> bool {
+        self.written_finite_par(par, true)
+    }
+
+    /// [`LmGrads::written_all_finite_par`], leaving out the decoder's weight gradient unless
+    /// `decoder_weight` (for a caller that knows it is finite: see
+    /// [`LanguageModel::decoder_weight_grad_finite`]).
+    pub fn written_finite_par(&self, par: Par, decoder_weight: bool) -> bool {
         let embedding = match &self.d_embedding {
             Some(d) => self.embedding_rows.iter().all(|&id| {
                 let at = id as usize * self.embedding_dim;
@@ -198,6 +211,7 @@ impl LmGrads {
             None => true,
         };
         let decoder_weight = match par {
+            _ if !decoder_weight => true,
             Par::Seq => all_finite(&self.decoder.d_weight),
             Par::Rayon(_) => {
                 use rayon::prelude::*;
@@ -249,6 +263,28 @@ pub(crate) fn all_finite(values: &[f32]) -> bool {
             acc | u32::from(v.to_bits() & exponent == exponent)
         }) == 0
     })
+}
+
+/// The largest `|v|` of `values` if every value is finite (`None` otherwise): branch-free
+/// chunks of 64 Ki values, on the rayon pool under [`Par::Rayon`] (the same answer for any `par`).
+fn max_abs_finite(values: &[f32], par: Par) -> Option<f32> {
+    // For non-negative floats the order of the bit patterns is the order of the values, and
+    // ±inf and NaN lie above every finite one.
+    let chunk_max = |chunk: &[f32]| {
+        chunk
+            .iter()
+            .fold(0u32, |acc, v| acc.max(v.to_bits() & 0x7fff_ffff))
+    };
+    const CHUNK: usize = 64 * 1024;
+    let largest = match par {
+        Par::Seq => values.chunks(CHUNK).map(chunk_max).max(),
+        Par::Rayon(_) => {
+            use rayon::prelude::*;
+            values.par_chunks(CHUNK).map(chunk_max).max()
+        }
+    }
+    .unwrap_or(0);
+    (largest < 0x7f80_0000).then(|| f32::from_bits(largest))
 }
 
 /// Whether `argmax(row) == target` ([`super::sampling::argmax`]: the first largest, NaN skipped),
@@ -423,6 +459,7 @@ impl LanguageModel {
             rnn: self.rnn.zero_grads(),
             decoder: DenseGrads::zeros(&self.decoder),
             decoder_stale: false,
+            decoder_overwritten: false,
         }
     }
 
@@ -612,6 +649,31 @@ impl LanguageModel {
             Some(&mut ws.d_head_in),
             write,
         );
+    }
+
+    /// Whether the decoder's weight gradient in `grads` is provably finite without reading it:
+    /// the last training step run with `ws` overwrote it with `dyᵀ·x` (x = the decoder's input,
+    /// dy = the gradient of its output, both still in `ws`), every operand is finite, and
+    /// `rows·max|dy|·max|x|`, widened by the rounding of the GEMM's FMAs and adds (at most
+    /// `2·rows + 1` per element), is below `f32::MAX`. Every partial sum is then bounded by it
+    /// too, so no element can overflow or become NaN. A `false` proves nothing (scan it).
+    pub fn decoder_weight_grad_finite(&self, grads: &LmGrads, ws: &LmWorkspace) -> bool {
+        let (v, h) = (self.config.vocab, self.config.hidden);
+        let rows = ws.head_in.len() / h.max(1);
+        if !grads.decoder_overwritten || ws.d_logits.len() != rows * v {
+            return false;
+        }
+        let operands = (
+            max_abs_finite(&ws.head_in, self.par),
+            max_abs_finite(&ws.d_logits, self.par),
+        );
+        let (Some(max_x), Some(max_dy)) = operands else {
+            return false;
+        };
+        let roundings = i32::try_from(2 * rows + 1).unwrap_or(i32::MAX);
+        let widening = (1.0 + f64::from(f32::EPSILON)).powi(roundings);
+        let bound = rows as f64 * f64::from(max_dy) * f64::from(max_x) * widening;
+        bound < f64::from(f32::MAX)
     }
 
     /// Whether to run `batch` with a shared padding prefix (see [`PaddingMode::Shared`]); if so,
@@ -813,8 +875,74 @@ impl LanguageModel {
 
 #[cfg(test)]
 mod tests {
-    use super::is_argmax;
+    use super::*;
     use crate::model::sampling::argmax;
+
+    #[test]
+    fn max_abs_finite_is_the_largest_magnitude_of_finite_values() {
+        for par in [Par::Seq, Par::Rayon(2)] {
+            assert_eq!(max_abs_finite(&[], par), Some(0.0));
+            assert_eq!(max_abs_finite(&[1.0, -3.5, 2.0, -0.0], par), Some(3.5));
+            let extremes = [f32::MAX, -f32::MIN_POSITIVE];
+            assert_eq!(max_abs_finite(&extremes, par), Some(f32::MAX));
+            let mut long = vec![0.5f32; 200_000];
+            long[150_000] = -7.0;
+            assert_eq!(max_abs_finite(&long, par), Some(7.0));
+            for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                long[130_001] = bad;
+                assert_eq!(max_abs_finite(&long, par), None, "{bad}");
+            }
+        }
+    }
+
+    /// The decoder's weight gradient is vouched for only after a step that overwrote it, with
+    /// operands that bound it; a scan that leaves it out misses a NaN planted in it, the full
+    /// scan does not.
+    #[test]
+    fn the_decoder_weight_bound_needs_an_overwriting_step_and_bounded_operands() {
+        let config = LmConfig {
+            vocab: 23,
+            embedding_dim: Some(4),
+            cell: "gru".into(),
+            hidden: 9,
+            num_layers: 1,
+            dropout: 0.0,
+            embed_dropout: 0.0,
+            output_dropout: 0.0,
+            init: InitScheme::Keras,
+        };
+        let model = LanguageModel::new(config, Par::Seq, 3).unwrap();
+        let mut batch = Minibatch::new();
+        batch.steps = 5;
+        batch.batch = 3;
+        batch.targets_kind = Targets::LastStep;
+        batch.inputs = (0..15).map(|i| (i * 7 % 23) as u32).collect();
+        batch.targets = vec![4, 9, 22];
+        let mut grads = model.zero_grads();
+        let mut ws = LmWorkspace::default();
+        // An accumulating step: the gradient may hold more than this step's product.
+        model
+            .train_step(&batch, None, 1, &mut grads, &mut ws)
+            .unwrap();
+        assert!(!model.decoder_weight_grad_finite(&grads, &ws));
+        grads.reset_written();
+        model
+            .train_step(&batch, None, 1, &mut grads, &mut ws)
+            .unwrap();
+        assert!(model.decoder_weight_grad_finite(&grads, &ws));
+        grads.decoder.d_weight[5] = f32::NAN;
+        assert!(grads.written_finite_par(Par::Seq, false));
+        assert!(!grads.written_finite_par(Par::Seq, true));
+        assert!(!grads.written_all_finite_par(Par::Rayon(2)));
+        // 3 rows · 1e3 · 1e36 > f32::MAX: not provably finite.
+        ws.head_in[0] = 1e36;
+        ws.d_logits[0] = 1e3;
+        assert!(!model.decoder_weight_grad_finite(&grads, &ws));
+        ws.head_in[0] = f32::NAN;
+        assert!(!model.decoder_weight_grad_finite(&grads, &ws));
+        grads.zero();
+        assert!(!model.decoder_weight_grad_finite(&grads, &ws));
+    }
 
     #[test]
     fn is_argmax_agrees_with_argmax() {

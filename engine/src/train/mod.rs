@@ -488,12 +488,13 @@ impl Trainer {
             .into_iter()
             .map(|(n, _)| n)
             .collect();
-        // Without clipping, a finiteness scan of what the step wrote stands in for the norm.
-        let unclipped_finite = self
-            .options
-            .clip
-            .is_empty()
-            .then(|| self.grads.written_all_finite_par(self.model.par));
+        // Without clipping, a finiteness scan of what the step wrote stands in for the norm. The
+        // decoder's weight gradient (V·H floats, the largest) is left out when its operands
+        // (rows·V and rows·H floats) already bound it.
+        let unclipped_finite = self.options.clip.is_empty().then(|| {
+            let bounded = self.model.decoder_weight_grad_finite(&self.grads, &self.ws);
+            self.grads.written_finite_par(self.model.par, !bounded)
+        });
         let par = self.model.par;
         let mut pairs = self.model.params_and_grads(&mut self.grads);
         let mut grads: Vec<&mut [f32]> = pairs.iter_mut().map(|(_, g)| &mut **g).collect();
